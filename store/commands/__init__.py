@@ -1,0 +1,23 @@
+"""Command handlers, one module per Redis command group.
+
+Module map:
+
+- ``table``      the command table (registry, arity, flags, keys, docs)
+- ``args``       argument parsing with Redis's rules and error words
+- ``strings``    GET, SET, INCR, APPEND, ... and the string event appliers
+- ``keys``       DEL, EXPIRE, RENAME, SCAN, ... (generic key commands)
+- ``connection`` PING, HELLO, AUTH, SELECT, CLIENT ..., QUIT, RESET
+- ``admin``      INFO, CONFIG, DBSIZE, FLUSHDB/ALL, TIME, LASTSAVE, SHUTDOWN
+- ``introspection`` COMMAND, COMMAND INFO/DOCS/COUNT/GETKEYS/LIST
+
+Importing this package registers every command and applier.
+"""
+
+import importlib
+
+for _name in ("strings", "keys", "connection", "admin", "introspection"):
+    try:
+        importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as exc:  # a group not written yet
+        if exc.name != f"{__name__}.{_name}":
+            raise

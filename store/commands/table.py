@@ -1,0 +1,172 @@
+"""The command table: one ``Command`` per Redis command, filled by decorators.
+
+Every fact the server needs about a command lives here, once: its arity
+(negative = at least), flags, key positions and documentation. Arity errors,
+``COMMAND``, ``COMMAND INFO``/``DOCS``/``GETKEYS``, auth and loading checks all
+read this table; handlers never re-check their own arity.
+
+A handler is ``handler(session, args) -> reply`` where ``args`` is the full
+argv (``args[0]`` is the command name). It mutates nothing directly: it emits
+effect events through ``session.emit`` (which applies them to the keyspace)
+and returns a reply value (see ``store.resp``) or raises ``ReplyError``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .. import errors
+from ..resp import ReplyError
+
+Handler = Callable[..., object]
+
+#: lookup by the name as sent: both the lowercase and uppercase spellings are
+#: keys, so the common case is one dict hit with no ``.lower()`` call.
+COMMANDS: dict[bytes, "Command"] = {}
+
+
+@dataclass(eq=False)
+class Command:
+    """One command (or subcommand) and everything Redis says about it."""
+
+    name: str
+    handler: Handler | None
+    arity: int
+    flags: frozenset[str]
+    first_key: int = 0
+    last_key: int = 0
+    key_step: int = 0
+    group: str = "generic"
+    summary: str = ""
+    since: str = "1.0.0"
+    complexity: str = ""
+    acl_categories: tuple[str, ...] = ()
+    parent: "Command | None" = None
+    subcommands: dict[bytes, "Command"] = field(default_factory=dict)
+    # hot-path copies of flags
+    is_write: bool = False
+    no_auth: bool = False
+    allow_loading: bool = False
+
+    @property
+    def fullname(self) -> str:
+        return f"{self.parent.name}|{self.name}" if self.parent else self.name
+
+    def arity_ok(self, n: int) -> bool:
+        a = self.arity
+        return n == a if a > 0 else n >= -a
+
+    def key_indexes(self, args: list[bytes]) -> list[int]:
+        """Positions of key arguments in ``args`` (COMMAND GETKEYS)."""
+        if not self.first_key:
+            return []
+        last = self.last_key if self.last_key >= 0 else len(args) + self.last_key
+        return list(range(self.first_key, last + 1, self.key_step or 1))
+
+    def keys(self, args: list[bytes]) -> list[bytes]:
+        return [args[i] for i in self.key_indexes(args) if i < len(args)]
+
+
+def _categories(flags: frozenset[str], group: str) -> tuple[str, ...]:
+    cats = []
+    if "write" in flags:
+        cats.append("@write")
+    if "readonly" in flags:
+        cats.append("@read")
+    if group in ("string", "generic", "connection", "server", "keyspace"):
+        cats.append("@" + {"generic": "keyspace"}.get(group, group))
+    if "fast" in flags:
+        cats.append("@fast")
+    else:
+        cats.append("@slow")
+    if "admin" in flags:
+        cats.append("@admin")
+        cats.append("@dangerous")
+    return tuple(cats)
+
+
+def _make(name: str, handler, arity: int, flags: str, keys: tuple[int, int, int],
+          group: str, summary: str, since: str, complexity: str, parent=None) -> Command:
+    fl = frozenset(flags.split())
+    first, last, step = keys
+    return Command(
+        name=name.lower(), handler=handler, arity=arity, flags=fl,
+        first_key=first, last_key=last, key_step=step, group=group, summary=summary,
+        since=since, complexity=complexity, acl_categories=_categories(fl, group), parent=parent,
+        is_write="write" in fl, no_auth="no_auth" in fl, allow_loading="loading" in fl,
+    )
+
+
+def _register(table: dict[bytes, Command], cmd: Command) -> None:
+    lower = cmd.name.encode()
+    if lower in table:
+        raise ValueError(f"command {cmd.fullname} registered twice")
+    table[lower] = cmd
+    table[lower.upper()] = cmd
+
+
+def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0), *,
+            group: str = "generic", summary: str = "", since: str = "1.0.0", complexity: str = ""):
+    """Register a top-level command handler."""
+
+    def deco(fn):
+        _register(COMMANDS, _make(name, fn, arity, flags, keys, group, summary, since, complexity))
+        return fn
+
+    return deco
+
+
+def container(name: str, *, group: str = "generic", summary: str = "", since: str = "1.0.0",
+              flags: str = "") -> Command:
+    """Register a command made of subcommands (CLIENT, CONFIG, COMMAND, OBJECT)."""
+    cmd = _make(name, None, -2, flags, (0, 0, 0), group, summary, since, "")
+    _register(COMMANDS, cmd)
+    return cmd
+
+
+def subcommand(parent: Command, name: str, arity: int, flags: str = "",
+               keys: tuple[int, int, int] = (0, 0, 0), *, summary: str = "", since: str = "1.0.0",
+               complexity: str = ""):
+    """Register a subcommand of ``parent``; arity counts the whole argv."""
+
+    def deco(fn):
+        _register(parent.subcommands,
+                  _make(name, fn, arity, flags, keys, parent.group, summary, since, complexity, parent))
+        return fn
+
+    return deco
+
+
+def resolve(args: list[bytes]) -> Command:
+    """Find the command (or subcommand) for ``args`` and check its arity.
+
+    Raises ``ReplyError`` with Redis's wording for unknown commands, unknown
+    subcommands and wrong arity.
+    """
+    cmd = COMMANDS.get(args[0])
+    if cmd is None:
+        cmd = COMMANDS.get(args[0].lower())
+        if cmd is None:
+            raise ReplyError(errors.unknown_command(args[0], args[1:]))
+    if cmd.subcommands:
+        if len(args) < 2:
+            raise ReplyError(errors.wrong_arity(cmd.name))
+        sub = cmd.subcommands.get(args[1]) or cmd.subcommands.get(args[1].lower())
+        if sub is None:
+            raise ReplyError(errors.unknown_subcommand(args[1], cmd.name))
+        cmd = sub
+    if not cmd.arity_ok(len(args)):
+        raise ReplyError(errors.wrong_arity(cmd.fullname))
+    return cmd
+
+
+def all_commands() -> list[Command]:
+    """Every top-level command once, in name order."""
+    seen = {id(c): c for c in COMMANDS.values()}
+    return sorted(seen.values(), key=lambda c: c.name)
+
+
+def unique(table: dict[bytes, Command]) -> list[Command]:
+    seen = {id(c): c for c in table.values()}
+    return sorted(seen.values(), key=lambda c: c.name)

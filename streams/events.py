@@ -1,0 +1,113 @@
+"""Effect events and their wire encoding.
+
+An *event* is one effect on one key (``set``, ``del``, ``expired``, ...), named
+after Redis keyspace notifications. A *record* is the unit the log stores: one
+offset, the writer's time, and the events of one atomic step (one command, or
+one MULTI/EXEC). Replay applies a record whole or not at all, because the log
+checksums records, not events.
+
+The encoding is JSON (orjson) so programs without Fjord's code can consume
+the log. Keys and values are arbitrary bytes in Redis; inside ``key`` and
+``data`` every byte string is written as a JSON string when it is valid UTF-8
+and as ``{"b64": "..."}`` otherwise, so every byte string round-trips exactly.
+Numbers in ``data`` stay JSON numbers. Structured data uses lists (e.g. hash
+fields as ``[[field, value], ...]``), never dicts keyed by byte strings.
+
+Wire form of a record (the offset lives in the log's framing, like a Kafka
+offset, not in the payload)::
+
+    {"v": 1, "time": 1764255600123,
+     "events": [{"type": "set", "db": 0, "key": "user:1",
+                 "data": {"value": "alice", "expire_at": null}}]}
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, NamedTuple
+
+import orjson
+
+SCHEMA_VERSION = 1
+
+
+class Event(NamedTuple):
+    """One effect on one key; ``key`` is None for keyless events (flushall)."""
+
+    type: str
+    db: int | None
+    key: bytes | None
+    data: dict
+
+
+class Record(NamedTuple):
+    """One atomic unit on the log, as read back."""
+
+    offset: int
+    time_ms: int
+    events: list[Event]
+
+
+class EventDecodeError(ValueError):
+    """A payload that is not a Fjord record of a schema version we know."""
+
+
+def _encode_bytes(obj: Any) -> Any:
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        raw = bytes(obj)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"b64": base64.b64encode(raw).decode("ascii")}
+    raise TypeError(f"cannot encode {type(obj).__name__} in an event")
+
+
+def encode_record(time_ms: int, events: list[Event] | tuple[Event, ...]) -> bytes:
+    """Encode the events of one atomic step as a record payload."""
+    return orjson.dumps(
+        {
+            "v": SCHEMA_VERSION,
+            "time": time_ms,
+            "events": [
+                {"type": e.type, "db": e.db, "key": e.key, "data": e.data} for e in events
+            ],
+        },
+        default=_encode_bytes,
+    )
+
+
+def _decode_value(v: Any) -> Any:
+    if type(v) is str:
+        return v.encode("utf-8")
+    if type(v) is list:
+        return [_decode_value(x) for x in v]
+    if type(v) is dict:
+        b64 = v.get("b64")
+        if b64 is not None and len(v) == 1:
+            return base64.b64decode(b64)
+        return {k: _decode_value(x) for k, x in v.items()}
+    return v
+
+
+def decode_record(offset: int, payload: bytes) -> Record:
+    """Decode a record payload read at ``offset``."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise EventDecodeError(f"record at offset {offset} is not JSON: {exc}") from exc
+    if type(doc) is not dict or doc.get("v") != SCHEMA_VERSION:
+        raise EventDecodeError(
+            f"record at offset {offset} has unknown schema version {doc.get('v') if type(doc) is dict else None!r}"
+        )
+    events = []
+    for e in doc["events"]:
+        key = e.get("key")
+        events.append(
+            Event(
+                e["type"],
+                e.get("db"),
+                None if key is None else _decode_value(key),
+                {k: _decode_value(v) for k, v in (e.get("data") or {}).items()},
+            )
+        )
+    return Record(offset, doc.get("time", 0), events)
