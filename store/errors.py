@@ -12,6 +12,25 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 LOADING = "LOADING Fjord is loading the dataset in memory"
 MAXCLIENTS = "ERR max number of clients reached"
 STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+SAME_OBJECT = "ERR source and destination objects are the same"
+INVALID_CURSOR = "ERR invalid cursor"
+INT_RANGE = "ERR value is out of range, value must between -2147483648 and 2147483647"
+DECREMENT_OVERFLOW = "ERR decrement would overflow"
+NAN_OR_INFINITY = "ERR increment would produce NaN or Infinity"
+OFFSET_OUT_OF_RANGE = "ERR offset is out of range"
+# hashes and sets
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+HASH_NOT_FLOAT = "ERR hash value is not a float"
+VALUE_NAN_OR_INFINITY = "ERR value is NaN or Infinity"
+OUT_OF_RANGE = "ERR value is out of range"
+OUT_OF_RANGE_POSITIVE = "ERR value is out of range, must be positive"
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+NUMKEYS_TOO_MANY = "ERR Number of keys can't be greater than number of args"
+LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
+
+
+def invalid_expire_time(fullname: str) -> str:
+    return f"ERR invalid expire time in '{fullname}' command"
 
 
 def wrong_arity(fullname: str) -> str:
@@ -25,15 +44,19 @@ def unknown_command(name: bytes, args: list[bytes]) -> str:
         if len(shown) >= 128:
             break
         remaining = 128 - len(shown)
-        shown += "'%s' " % a[:remaining].decode("utf-8", "replace")
+        shown += "'%s' " % a[:remaining].decode("utf-8", "surrogateescape")
     return "ERR unknown command '%s', with args beginning with: %s" % (
-        name[:128].decode("utf-8", "replace"), shown)
+        name[:128].decode("utf-8", "surrogateescape"), shown)
 
 
 def unknown_subcommand(sub: bytes, container: str) -> str:
     return "ERR unknown subcommand '%s'. Try %s HELP." % (
-        sub[:128].decode("utf-8", "replace"), container.upper())
+        sub[:128].decode("utf-8", "surrogateescape"), container.upper())
 
 
 def misconf_log(reason: str) -> str:
     return f"MISCONF Errors writing to the AOF file: {reason}"
+
+
+def out_of_range_between(low: int, high: int) -> str:
+    return f"ERR value is out of range, value must between {low} and {high}"

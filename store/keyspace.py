@@ -24,6 +24,9 @@ APPLIERS: dict[str, Applier] = {}
 TYPE_NAMES: dict[type, bytes] = {bytes: b"string"}
 #: value class -> function making an independent copy (COPY)
 COPIERS: dict[type, Callable[[object], object]] = {bytes: lambda v: v}
+#: value class -> function naming the encoding OBJECT ENCODING reports for a
+#: value (as Redis 7.0 would store it); types without one report by type name
+ENCODINGS: dict[type, Callable[[object], bytes]] = {}
 
 
 def applies(*types: str):
@@ -71,8 +74,7 @@ class Keyspace:
 
     def __init__(self, databases: int = DEFAULT_DATABASES):
         self.dbs = [Db(i) for i in range(databases)]
-        #: bumped by every applied event; lets WATCH-like checks and INFO see change
-        self.version = 0
+        #: events applied since start (or the last rebuild)
         self.applied_events = 0
 
     def apply(self, event: Event) -> None:

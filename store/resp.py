@@ -90,8 +90,11 @@ def _double3(value: float) -> bytes:
 
 
 def encode_error(message: str) -> bytes:
-    # A newline inside an error would break the framing; Redis replaces them.
-    return b"-" + message.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
+    """``-message``; newlines would break the framing, so they become spaces.
+    Messages that quote client bytes decode them with surrogateescape, so the
+    original bytes go back out unchanged."""
+    raw = message.encode("utf-8", "surrogateescape")
+    return b"-" + raw.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
 
 
 def encode(reply, resp3: bool = False) -> bytes:
@@ -229,3 +232,148 @@ def split_inline(line: bytes) -> list[bytes]:
 
 def _ishex(c: int) -> bool:
     return c in b"0123456789abcdefABCDEF"
+
+
+# ---------------------------------------------------------------- requests
+
+#: Longest inline request, or multibulk/bulk length line, Redis buffers
+#: while waiting for its end (PROTO_INLINE_MAX_SIZE).
+INLINE_MAX = 64 * 1024
+#: Largest request an unauthenticated client may announce (Redis's limits).
+UNAUTH_MAX_ARGS = 10
+UNAUTH_MAX_BULK = 16384
+_INT32_MAX = 2**31 - 1
+_LL_MIN, _LL_MAX = -(2**63), 2**63 - 1
+
+
+class ProtocolError(Exception):
+    """Input Redis refuses and answers by closing the connection. ``reason``
+    is Redis's wording after ``Protocol error: ``, as raw bytes (the
+    offending byte is echoed as sent)."""
+
+    def __init__(self, reason: bytes):
+        super().__init__(reason.decode("latin-1"))
+        self.reason = reason
+
+    def reply(self) -> bytes:
+        return b"-ERR Protocol error: " + self.reason.replace(b"\r", b" ").replace(b"\n", b" ") + b"\r\n"
+
+
+def _string2ll(b: bytes) -> int | None:
+    """Redis's ``string2ll``: optional '-', no '+', no spaces, no leading zeros."""
+    if not b or len(b) > 20:
+        return None
+    digits = b[1:] if b[0] == 0x2D else b
+    if not digits.isdigit() or (digits[0] == 0x30 and len(b) > 1):
+        return None
+    v = int(b)
+    return v if _LL_MIN <= v <= _LL_MAX else None
+
+
+class RequestParser:
+    """Client requests parsed exactly as Redis parses them (inline and
+    multibulk), one at a time, resumable across reads.
+
+    The server's fast path is hiredis, whose reader accepts more than Redis
+    (any RESP type inside a request) and words its errors differently; this
+    parser is the reference it falls back on to answer garbage with Redis's
+    own ``-ERR Protocol error: ...`` and to check the headers of a request
+    still arriving (bulk lengths, unauthenticated limits).
+    """
+
+    __slots__ = ("buf", "pos", "args", "left", "bulk", "max_bulk", "authed")
+
+    def __init__(self, max_bulk: int = 512 * 1024 * 1024, authed: bool = True):
+        self.buf = bytearray()
+        self.pos = 0
+        self.args: list[bytes] | None = None  # the multibulk being read
+        self.left = 0  # its arguments still to come
+        self.bulk = -1  # length of the bulk being read, -1 before its header
+        self.max_bulk = max_bulk
+        self.authed = authed
+
+    def feed(self, data: bytes) -> None:
+        if self.pos and self.pos == len(self.buf):
+            self.buf.clear()
+            self.pos = 0
+        elif self.pos > 65536 and self.pos * 2 > len(self.buf):
+            del self.buf[: self.pos]
+            self.pos = 0
+        self.buf += data
+
+    def buffered(self) -> int:
+        return len(self.buf) - self.pos
+
+    def idle(self) -> bool:
+        """True between requests with nothing buffered."""
+        return self.args is None and self.pos == len(self.buf)
+
+    def next(self) -> list[bytes] | None:
+        """The next complete request (``[]`` for an empty one, which Redis
+        skips), or None until more bytes arrive. Raises ProtocolError."""
+        buf, pos = self.buf, self.pos
+        if self.args is None:
+            if pos >= len(buf):
+                return None
+            if buf[pos] != 0x2A:  # not '*': an inline request
+                return self._inline()
+            nl = buf.find(b"\r", pos)
+            if nl < 0:
+                if len(buf) - pos > INLINE_MAX:
+                    raise ProtocolError(b"too big mbulk count string")
+                return None
+            if nl + 1 >= len(buf):
+                return None
+            n = _string2ll(bytes(buf[pos + 1 : nl]))
+            if n is None or n > _INT32_MAX:
+                raise ProtocolError(b"invalid multibulk length")
+            if n > UNAUTH_MAX_ARGS and not self.authed:
+                raise ProtocolError(b"unauthenticated multibulk length")
+            self.pos = nl + 2
+            if n <= 0:
+                return []
+            self.args, self.left, self.bulk = [], n, -1
+        args = self.args
+        while self.left:
+            pos = self.pos
+            if self.bulk < 0:
+                nl = buf.find(b"\r", pos)
+                if nl < 0:
+                    if len(buf) - pos > INLINE_MAX:
+                        raise ProtocolError(b"too big bulk count string")
+                    return None
+                if nl + 1 >= len(buf):
+                    return None
+                if buf[pos] != 0x24:  # '$'
+                    raise ProtocolError(b"expected '$', got '%c'" % buf[pos])
+                n = _string2ll(bytes(buf[pos + 1 : nl]))
+                if n is None or n < 0 or n > self.max_bulk:
+                    raise ProtocolError(b"invalid bulk length")
+                if n > UNAUTH_MAX_BULK and not self.authed:
+                    raise ProtocolError(b"unauthenticated bulk length")
+                self.bulk = n
+                self.pos = pos = nl + 2
+            end = pos + self.bulk
+            if len(buf) < end + 2:
+                return None
+            args.append(bytes(buf[pos:end]))
+            self.pos = end + 2  # Redis skips the two bytes after a bulk unread
+            self.left -= 1
+            self.bulk = -1
+        self.args = None
+        return args
+
+    def _inline(self) -> list[bytes] | None:
+        buf, pos = self.buf, self.pos
+        nl = buf.find(b"\n", pos)
+        if nl < 0:
+            if len(buf) - pos > INLINE_MAX:
+                raise ProtocolError(b"too big inline request")
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 0x0D else nl
+        line = bytes(buf[pos:end])
+        self.pos = nl + 1
+        try:
+            return split_inline(line)
+        except InlineError:
+            raise ProtocolError(b"unbalanced quotes in request") from None

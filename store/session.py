@@ -71,7 +71,8 @@ class Session:
     def lookup(self, key: bytes, db=None):
         """The live value at ``key`` or None. A key found past its expiry is
         deleted here, by an explicit ``expired`` event (lazy expiry)."""
-        db = db or self.db
+        if db is None:
+            db = self.db
         v = db.data.get(key)
         if v is None:
             return None
@@ -85,6 +86,8 @@ class Session:
     def expire_now(self, db, key: bytes) -> None:
         if self.server is not None and self.server.is_replica:
             return  # replicas never delete on their own: the writer will log it
+        if self.server is not None and self.server.write_error is not None:
+            return  # appends are failing: the key reads as gone; delete it once the log works
         self.emit("expired", key, EMPTY, db.index)
 
     def lookup_string(self, key: bytes, db=None) -> bytes | None:
