@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve(config: Config) -> int:
+    from streams.events import EventDecodeError
     from streams.log import LogError
 
     from . import commands  # noqa: F401 - registers every command
@@ -90,7 +91,7 @@ def serve(config: Config) -> int:
             loop.add_signal_handler(sig, server.request_shutdown)
         try:
             await server.start()
-        except LogError as exc:
+        except (LogError, EventDecodeError) as exc:  # a bad log stops start-up with its message
             logging.getLogger("fjord").error("%s", exc)
             return 1
         except OSError as exc:

@@ -56,12 +56,30 @@ class GroupCommitter:
         self._inflight = False
         self._loop = asyncio.get_running_loop()
         self._syncer: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None
         self.batches = 0
         self.records = 0
         self.max_batch = 0
         self.last_error: str | None = None
         self.last_error_time = 0.0
         if not sync:
+            self._syncer = self._loop.create_task(self._sync_every_interval())
+
+    def set_sync(self, sync: bool) -> None:
+        """Switch between fsync-per-batch and fsync-every-interval in place.
+
+        Sequence numbers and waiters carry over, so connections waiting on
+        a record are released exactly as before. Switching to sync also
+        fsyncs what the interval mode had only written."""
+        if sync == self.sync:
+            return
+        self.sync = sync
+        if sync:
+            if self._syncer is not None:
+                self._syncer.cancel()
+                self._syncer = None
+            self._loop.create_task(self.log.sync())
+        else:
             self._syncer = self._loop.create_task(self._sync_every_interval())
 
     @property
@@ -81,7 +99,11 @@ class GroupCommitter:
     def wait(self, seq: int, waiter: DurabilityWaiter) -> None:
         """Call ``waiter.on_durable`` once record ``seq`` is durable (or
         ``on_lost`` if it never will be). Sequence numbers must be registered
-        in non-decreasing order, which the single-threaded loop guarantees."""
+        in non-decreasing order, which the single-threaded loop guarantees.
+        A record that is already durable is reported at once."""
+        if seq <= self.durable and not self._waiters:
+            waiter.on_durable(self.durable)
+            return
         self._waiters.append((seq, waiter))
 
     def _flush(self) -> None:
@@ -90,11 +112,18 @@ class GroupCommitter:
             return
         batch, self._pending = self._pending, []
         self._inflight = True
-        task = self._loop.create_task(self.log.append(batch, sync=self.sync))
+        # Keep a strong reference: the loop itself only holds tasks weakly.
+        self._task = task = self._loop.create_task(self.log.append(batch, sync=self.sync))
         task.add_done_callback(lambda t, n=len(batch): self._flushed(t, n))
 
     def _flushed(self, task: asyncio.Task, n: int) -> None:
         self._inflight = False
+        self._task = None
+        if task.cancelled():
+            # We cannot know whether the batch reached the disk; it is not
+            # acknowledged, so it counts as lost.
+            self._fail(LogWriteError("log append was cancelled"))
+            return
         exc = task.exception()
         if exc is not None:
             self._fail(exc)
@@ -106,24 +135,36 @@ class GroupCommitter:
         if n > self.max_batch:
             self.max_batch = n
         self.durable += n
-        waiters, durable = self._waiters, self.durable
-        while waiters and waiters[0][0] <= durable:
-            waiters.popleft()[1].on_durable(durable)
+        # Start the next batch before running callbacks, so a failing
+        # callback cannot stall the write path.
         if self._pending:
             self._flush()
+        waiters, durable = self._waiters, self.durable
+        while waiters and waiters[0][0] <= durable:
+            waiter = waiters.popleft()[1]
+            try:
+                waiter.on_durable(durable)
+            except Exception:  # noqa: BLE001 - one broken waiter must not hold the others
+                log.exception("durability waiter failed")
 
     def _fail(self, exc: BaseException) -> None:
+        """Everything staged after the last durable record is lost: tell
+        every waiter, forget the pending records and tell the owner."""
+        error = exc if isinstance(exc, Exception) else LogWriteError(str(exc))
         lost_from = self.durable + 1
-        log.error("log append failed, %d staged record(s) lost: %s", self.staged - self.durable, exc)
-        self.last_error = str(exc)
+        log.error("log append failed, %d staged record(s) lost: %s", self.staged - self.durable, error)
+        self.last_error = str(error)
         self.last_error_time = time.time()
         self._pending = []
         self.staged = self.durable
         waiters, self._waiters = self._waiters, deque()
         for _, w in waiters:
-            w.on_lost(lost_from, exc if isinstance(exc, Exception) else LogWriteError(str(exc)))
+            try:
+                w.on_lost(lost_from, error)
+            except Exception:  # noqa: BLE001
+                log.exception("durability waiter failed")
         if self.on_failure is not None:
-            self.on_failure(exc)
+            self.on_failure(error)
 
     async def _sync_every_interval(self) -> None:
         while True:

@@ -10,8 +10,11 @@ The encoding is JSON (orjson) so programs without Fjord's code can consume
 the log. Keys and values are arbitrary bytes in Redis; inside ``key`` and
 ``data`` every byte string is written as a JSON string when it is valid UTF-8
 and as ``{"b64": "..."}`` otherwise, so every byte string round-trips exactly.
-Numbers in ``data`` stay JSON numbers. Structured data uses lists (e.g. hash
-fields as ``[[field, value], ...]``), never dicts keyed by byte strings.
+Numbers in ``data`` stay JSON numbers; floats must be finite (orjson writes
+NaN and infinities as ``null``), so a score like ``+inf`` travels as bytes.
+Structured data uses lists (e.g. hash fields as ``[[field, value], ...]``),
+never dicts keyed by byte strings, and a nested dict whose only key is
+``"b64"`` always means base64-encoded bytes.
 
 Wire form of a record (the offset lives in the log's framing, like a Kafka
 offset, not in the payload)::
@@ -82,32 +85,39 @@ def _decode_value(v: Any) -> Any:
     if type(v) is list:
         return [_decode_value(x) for x in v]
     if type(v) is dict:
-        b64 = v.get("b64")
-        if b64 is not None and len(v) == 1:
-            return base64.b64decode(b64)
+        if len(v) == 1 and "b64" in v:
+            return base64.b64decode(v["b64"], validate=True)
         return {k: _decode_value(x) for k, x in v.items()}
     return v
 
 
 def decode_record(offset: int, payload: bytes) -> Record:
-    """Decode a record payload read at ``offset``."""
+    """Decode a record payload read at ``offset``.
+
+    Anything that is not a well-formed record of a known schema version
+    raises ``EventDecodeError`` (never a bare ``KeyError`` or ``binascii``
+    error), so a reader can tell "bad record" from a bug of its own.
+    """
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise EventDecodeError(f"record at offset {offset} is not JSON: {exc}") from exc
-    if type(doc) is not dict or doc.get("v") != SCHEMA_VERSION:
-        raise EventDecodeError(
-            f"record at offset {offset} has unknown schema version {doc.get('v') if type(doc) is dict else None!r}"
-        )
-    events = []
-    for e in doc["events"]:
-        key = e.get("key")
-        events.append(
-            Event(
-                e["type"],
-                e.get("db"),
-                None if key is None else _decode_value(key),
-                {k: _decode_value(v) for k, v in (e.get("data") or {}).items()},
+    version = doc.get("v") if type(doc) is dict else None
+    if version != SCHEMA_VERSION:
+        raise EventDecodeError(f"record at offset {offset} has unknown schema version {version!r}")
+    try:
+        events = []
+        for e in doc["events"]:
+            key = e.get("key")
+            events.append(
+                Event(
+                    e["type"],
+                    e.get("db"),
+                    None if key is None else _decode_value(key),
+                    {k: _decode_value(v) for k, v in (e.get("data") or {}).items()},
+                )
             )
-        )
-    return Record(offset, doc.get("time", 0), events)
+        return Record(offset, doc.get("time", 0), events)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        # binascii.Error (bad base64) is a ValueError
+        raise EventDecodeError(f"record at offset {offset} is malformed: {exc!r}") from exc

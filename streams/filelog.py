@@ -4,17 +4,28 @@ Layout of ``<dir>``::
 
     LOCK                          flock'ed by the one process that owns the log
     00000000000000000000.log      segment holding records from offset 0
-    00000000000000000000.index    sparse (offset, position) pairs, written on roll
+    00000000000000000000.index    sparse (offset, position) pairs + CRC, written on roll
     00000000000000052113.log      next segment, first record at offset 52113
     ...
 
 Segments roll by size. Every ~4 KiB of a segment gets an index entry, so
-``read(from_offset)`` seeks close to the record instead of scanning. Closed
-segments are fsynced before the next one starts; only the newest segment can
-hold a torn tail, and opening the log checks it record by record.
+``read(from_offset)`` seeks close to the record instead of scanning. Index
+files are derived data: a missing, torn or stale one is rebuilt by scanning
+its segment.
 
-Writes and fsyncs run on one I/O thread, never on the event loop; their
-latency is measured and reported through ``stats()``.
+Opening the log checks it. Closed segments were fsynced before the next one
+started, so only their tails are checked (cheap: from the last index entry);
+damage inside them is caught by the checksum of every read, i.e. at replay.
+The newest segment is checked record by record: a bad record with nothing
+valid after it is a torn tail (a write the crash interrupted, never
+acknowledged) and is truncated with a warning; a bad record with valid
+records after it is corruption, and opening fails with ``LogCorruptError``
+unless ``repair=True``, which truncates the log there and says so loudly.
+
+Writes and fsyncs run on one I/O thread, never on the event loop; offsets are
+assigned on that thread too, so appends issued concurrently (or abandoned by
+a cancelled caller) still get consecutive offsets. fsync latency is reported
+through ``stats()``.
 """
 
 from __future__ import annotations
@@ -26,8 +37,10 @@ import logging
 import os
 import struct
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import AsyncIterator, Sequence
 
 from . import segment
@@ -37,7 +50,9 @@ from .log import Log, LogCorruptError, LogError, LogWriteError
 log = logging.getLogger("fjord.log")
 
 _INDEX_ENTRY = struct.Struct(">QQ")
+_INDEX_CRC = struct.Struct(">I")
 READ_CHUNK = 1 << 20
+_entry_offset = itemgetter(0)
 
 
 @dataclass
@@ -45,24 +60,27 @@ class _Segment:
     base: int
     path: str
     size: int = 0
-    #: sparse index: parallel lists of offsets and byte positions
-    idx_offsets: list[int] = field(default_factory=list)
-    idx_positions: list[int] = field(default_factory=list)
-
-    def add_index(self, offset: int, pos: int) -> None:
-        self.idx_offsets.append(offset)
-        self.idx_positions.append(pos)
+    #: sparse index, sorted: (offset, byte position of that record's frame).
+    #: One list of tuples, so a reader thread never sees half an entry.
+    index: list[tuple[int, int]] = field(default_factory=list)
 
     def position_for(self, offset: int) -> tuple[int, int]:
         """Greatest indexed (offset, position) at or before ``offset``."""
-        i = bisect.bisect_right(self.idx_offsets, offset) - 1
+        i = bisect.bisect_right(self.index, offset, key=_entry_offset) - 1
         if i < 0:
             return self.base, 0
-        return self.idx_offsets[i], self.idx_positions[i]
+        return self.index[i]
 
 
 def _segment_name(base: int, ext: str) -> str:
     return f"{base:020d}.{ext}"
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 class FileLog(Log):
@@ -80,12 +98,15 @@ class FileLog(Log):
         self._bases: list[int] = []
         self._fd: int | None = None
         self._lock_fd: int | None = None
+        # _written and _synced belong to the I/O thread; _durable to the loop.
         self._written = 0  # offset after the last record handed to the OS
-        self._durable = 0  # offset after the last fsynced record
+        self._synced = 0  # offset after the last fsynced record
+        self._durable = 0  # end_offset: what readers may see
         self._since_index = 0
+        self._broken: str | None = None
+        self._closed = False
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fjord-log-io")
         self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fjord-log-read")
-        self._writing = False
         self.fsyncs = 0
         self.fsync_seconds_total = 0.0
         self.last_fsync_seconds = 0.0
@@ -97,8 +118,17 @@ class FileLog(Log):
 
     @classmethod
     async def open(cls, path: str, *, repair: bool = False, **kwargs) -> "FileLog":
+        """Open (creating if needed) the log in ``path``; see the module doc
+        for what is checked. Raises ``LogError`` if another process holds
+        the directory and ``LogCorruptError`` for corruption."""
         self = cls(path, **kwargs)
-        await asyncio.get_running_loop().run_in_executor(self._io, self._open_sync, repair)
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._io, self._open_sync, repair)
+        except BaseException:
+            self._release_files()
+            self._io.shutdown(wait=False)
+            self._reader_pool.shutdown(wait=False)
+            raise
         return self
 
     def _open_sync(self, repair: bool) -> None:
@@ -107,9 +137,10 @@ class FileLog(Log):
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise LogError(f"log directory {self.path} is in use by another process") from None
+            raise LogError(
+                f"log directory {self.path} is in use by another process "
+                f"(its LOCK file is held); only one Fjord may own a data directory"
+            ) from None
         bases = sorted(
             int(name[:-4]) for name in os.listdir(self.path) if name.endswith(".log") and name[:-4].isdigit()
         )
@@ -122,17 +153,35 @@ class FileLog(Log):
             self._segments.append(seg)
             self._bases.append(base)
         if repair:
-            self._verify_all_and_repair()
-        for seg in self._segments[:-1]:
-            self._load_or_build_index(seg)
-        self._recover_active()
+            self._repair_closed_segments()
+        for i, seg in enumerate(self._segments[:-1]):
+            self._open_closed_segment(seg, self._segments[i + 1].base)
+        self._recover_active(repair)
         self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
 
-    def _create_segment_file(self, base: int) -> None:
-        fd = os.open(os.path.join(self.path, _segment_name(base, "log")), os.O_WRONLY | os.O_CREAT, 0o644)
-        os.fsync(fd)
-        os.close(fd)
-        self._fsync_dir()
+    def _release_files(self) -> None:
+        for name in ("_fd", "_lock_fd"):
+            fd = getattr(self, name)
+            if fd is not None:
+                setattr(self, name, None)
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+    def _create_segment_file(self, base: int) -> int:
+        """Create (and make durable in the directory) an empty segment file;
+        return an append fd for it."""
+        path = os.path.join(self.path, _segment_name(base, "log"))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.fsync(fd)
+            self._fsync_dir()
+        except OSError:
+            os.close(fd)
+            _unlink_quietly(path)
+            raise
+        return fd
 
     def _fsync_dir(self) -> None:
         dfd = os.open(self.path, os.O_RDONLY)
@@ -141,95 +190,136 @@ class FileLog(Log):
         finally:
             os.close(dfd)
 
-    def _load_or_build_index(self, seg: _Segment) -> None:
-        ipath = os.path.join(self.path, _segment_name(seg.base, "index"))
-        try:
-            with open(ipath, "rb") as f:
-                raw = f.read()
-            if len(raw) % _INDEX_ENTRY.size:
-                raise ValueError("torn index")
-            for off, pos in _INDEX_ENTRY.iter_unpack(raw):
-                if pos >= seg.size:
-                    raise ValueError("index points past the segment")
-                seg.add_index(off, pos)
-        except (OSError, ValueError):
-            seg.idx_offsets.clear()
-            seg.idx_positions.clear()
-            self._scan_segment(seg, build_index=True)
-            self._write_index(seg)
+    def _index_path(self, seg: _Segment) -> str:
+        return os.path.join(self.path, _segment_name(seg.base, "index"))
 
-    def _scan_segment(self, seg: _Segment, build_index: bool) -> tuple[int, int, str | None]:
-        """Walk a segment checking every frame. Returns (next_offset,
-        valid_bytes, error) where error describes the first bad frame."""
+    def _scan(self, seg: _Segment, offset: int, pos: int, build_index: bool) -> tuple[int, int, str | None]:
+        """Check every frame of ``seg`` from byte ``pos`` (where the record at
+        ``offset`` starts) to the end. Returns ``(next_offset, valid_bytes,
+        error)``: the offset after the last good record, the byte position
+        after it, and what is wrong with the frame there (None if the
+        segment ends cleanly)."""
         with open(seg.path, "rb") as f:
+            f.seek(pos)
             data = f.read()
-        pos, expected, since = 0, seg.base, self.index_interval
-        while pos < len(data):
+        p, expected, since = 0, offset, self.index_interval
+        while p < len(data):
             try:
-                offset, _, nxt = segment.parse(data, pos, expected)
+                _, _, nxt = segment.parse(data, p, expected)
             except segment.Incomplete:
-                return expected, pos, "incomplete record"
+                return expected, pos + p, "incomplete record"
             except segment.Corrupt as exc:
-                return expected, pos, str(exc)
+                return expected, pos + p, str(exc)
             if build_index and since >= self.index_interval:
-                seg.add_index(offset, pos)
+                seg.index.append((expected, pos + p))
                 since = 0
-            since += nxt - pos
-            pos, expected = nxt, offset + 1
-        return expected, pos, None
+            since += nxt - p
+            p, expected = nxt, expected + 1
+        if build_index:
+            self._since_index = since if seg.index else 0
+        return expected, pos + p, None
+
+    def _load_index(self, seg: _Segment) -> bool:
+        """Load ``seg``'s index file if it is present and sound."""
+        try:
+            with open(self._index_path(seg), "rb") as f:
+                raw = f.read()
+        except OSError:
+            return False
+        body, trailer = raw[:-_INDEX_CRC.size], raw[-_INDEX_CRC.size:]
+        if len(raw) < _INDEX_CRC.size or len(body) % _INDEX_ENTRY.size:
+            return False
+        if _INDEX_CRC.unpack(trailer)[0] != zlib.crc32(body):
+            return False
+        entries = list(_INDEX_ENTRY.iter_unpack(body))
+        if not entries or entries[0] != (seg.base, 0) or entries[-1][1] >= seg.size:
+            return False
+        for (o1, p1), (o2, p2) in zip(entries, entries[1:]):
+            if o2 <= o1 or p2 <= p1:
+                return False
+        seg.index = entries
+        return True
 
     def _write_index(self, seg: _Segment) -> None:
-        ipath = os.path.join(self.path, _segment_name(seg.base, "index"))
+        ipath = self._index_path(seg)
         tmp = ipath + ".tmp"
+        body = b"".join(_INDEX_ENTRY.pack(o, p) for o, p in seg.index)
         with open(tmp, "wb") as f:
-            f.write(b"".join(_INDEX_ENTRY.pack(o, p) for o, p in zip(seg.idx_offsets, seg.idx_positions)))
+            f.write(body + _INDEX_CRC.pack(zlib.crc32(body)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, ipath)
 
-    def _recover_active(self) -> None:
+    def _corrupt(self, seg: _Segment, pos: int, offset: int, error: str, tail: str = "") -> LogCorruptError:
+        return LogCorruptError(
+            f"log segment {seg.path} is corrupt at byte {pos} (offset {offset}: {error}){tail}; "
+            f"refusing to start. Start with --repair to truncate the log at offset {offset} "
+            f"(every record from offset {offset} on is lost)."
+        )
+
+    def _open_closed_segment(self, seg: _Segment, next_base: int) -> None:
+        """Load a closed segment's index and check its tail ends exactly
+        where the next segment begins. A stale index is rebuilt first; only
+        a segment that fails a full scan is corrupt."""
+        if self._load_index(seg):
+            offset, pos = seg.index[-1]
+            nxt, valid, error = self._scan(seg, offset, pos, build_index=False)
+            if error is None and nxt == next_base:
+                return
+        seg.index = []
+        nxt, valid, error = self._scan(seg, seg.base, 0, build_index=True)
+        if error is not None:
+            raise self._corrupt(seg, valid, nxt, error)
+        if nxt != next_base:
+            raise self._corrupt(seg, valid, nxt, f"the segment ends here but the next one starts at offset {next_base}")
+        log.info("rebuilt the index of %s", seg.path)
+        self._write_index(seg)
+
+    def _recover_active(self, repair: bool) -> None:
         seg = self._segments[-1]
-        next_offset, valid, error = self._scan_segment(seg, build_index=True)
-        self._since_index = 0
+        seg.index = []
+        next_offset, valid, error = self._scan(seg, seg.base, 0, build_index=True)
         if error is not None:
             with open(seg.path, "rb") as f:
                 data = f.read()
-            follower = segment.find_next_valid(data, valid, next_offset)
-            if follower is not None:
-                raise LogCorruptError(
-                    f"log segment {seg.path} is corrupt at byte {valid} (offset {next_offset}: {error}) "
-                    f"and valid records follow at byte {follower}; refusing to start. "
-                    f"Start with --repair to truncate the log at offset {next_offset} "
-                    f"(dropping {len(data) - valid} bytes)."
-                )
             dropped = seg.size - valid
-            log.warning(
-                "log tail of %s is torn at byte %d (%s): truncating %d bytes; "
-                "the log now ends at offset %d", seg.path, valid, error, dropped, next_offset,
-            )
+            follower = segment.find_next_valid(data, valid, next_offset)
+            if follower is not None and not repair:
+                raise self._corrupt(seg, valid, next_offset, error, f" and valid records follow at byte {follower}")
+            if follower is not None:
+                log.error(
+                    "REPAIR: %s is corrupt at byte %d (offset %d: %s); truncating the log at offset %d, "
+                    "dropping %d bytes including valid records. Events from offset %d on are lost.",
+                    seg.path, valid, next_offset, error, next_offset, dropped, next_offset,
+                )
+            else:
+                log.warning(
+                    "log tail of %s is torn at byte %d (offset %d: %s): dropped %d bytes; "
+                    "the log now ends at offset %d", seg.path, valid, next_offset, error, dropped, next_offset,
+                )
             self.dropped_tail_bytes = dropped
             with open(seg.path, "r+b") as f:
                 f.truncate(valid)
                 f.flush()
                 os.fsync(f.fileno())
             seg.size = valid
-        if seg.idx_offsets:
-            self._since_index = seg.size - seg.idx_positions[-1]
-        self._written = self._durable = next_offset
+        self._written = self._synced = self._durable = next_offset
 
-    def _verify_all_and_repair(self) -> None:
-        """Scan every segment; truncate at the first bad record (--repair)."""
-        for i, seg in enumerate(self._segments):
-            next_offset, valid, error = self._scan_segment(seg, build_index=False)
-            if error is None or i == len(self._segments) - 1 and valid == seg.size:
+    def _repair_closed_segments(self) -> None:
+        """Scan every closed segment fully; at the first bad record (or gap
+        between segments) truncate there and delete every later segment.
+        The newest segment is left to ``_recover_active``."""
+        for i, seg in enumerate(self._segments[:-1]):
+            next_base = self._segments[i + 1].base
+            next_offset, valid, error = self._scan(seg, seg.base, 0, build_index=False)
+            if error is None and next_offset == next_base:
                 continue
-            if i == len(self._segments) - 1:
-                return  # a bad tail is handled by the normal recovery
-            later = self._segments[i + 1 :]
+            error = error or f"the segment ends here but the next one starts at offset {next_base}"
+            later = self._segments[i + 1:]
             log.error(
-                "REPAIR: %s is corrupt at byte %d (offset %d: %s); truncating the log there and "
+                "REPAIR: %s is corrupt at byte %d (offset %d: %s); truncating the log at offset %d and "
                 "deleting %d later segment(s). Events from offset %d on are lost.",
-                seg.path, valid, next_offset, error, len(later), next_offset,
+                seg.path, valid, next_offset, error, next_offset, len(later), next_offset,
             )
             with open(seg.path, "r+b") as f:
                 f.truncate(valid)
@@ -237,16 +327,10 @@ class FileLog(Log):
             seg.size = valid
             for s in later:
                 os.unlink(s.path)
-                try:
-                    os.unlink(os.path.join(self.path, _segment_name(s.base, "index")))
-                except FileNotFoundError:
-                    pass
-            del self._segments[i + 1 :]
-            del self._bases[i + 1 :]
-            try:
-                os.unlink(os.path.join(self.path, _segment_name(seg.base, "index")))
-            except FileNotFoundError:
-                pass
+                _unlink_quietly(self._index_path(s))
+            _unlink_quietly(self._index_path(seg))
+            del self._segments[i + 1:]
+            del self._bases[i + 1:]
             self._fsync_dir()
             return
 
@@ -267,34 +351,41 @@ class FileLog(Log):
         return self._written
 
     async def append(self, payloads: Sequence[bytes], *, sync: bool = True) -> int:
-        if self._writing:
-            raise LogError("FileLog.append is not reentrant: one batch at a time")
-        self._writing = True
-        try:
-            first = self._written
-            await asyncio.get_running_loop().run_in_executor(self._io, self._write_batch, first, payloads, sync)
-        finally:
-            self._writing = False
-        self._written = first + len(payloads)
-        if sync:
-            self._durable = self._written
+        if self._closed:
+            raise LogWriteError("the log is closed")
+        payloads = list(payloads)
+        loop = asyncio.get_running_loop()
+        first = await loop.run_in_executor(self._io, self._write_batch, payloads, sync)
+        if sync and first + len(payloads) > self._durable:
+            self._durable = first + len(payloads)
             self._notify_end()
         return first
 
-    def _write_batch(self, first: int, payloads: Sequence[bytes], sync: bool) -> None:
+    def _write_batch(self, payloads: list[bytes], sync: bool) -> int:
+        """Frame, write and (with ``sync``) fsync one batch; runs on the I/O
+        thread. On failure the segment is cut back to where the batch began,
+        so the file still ends on a record boundary."""
+        if self._broken is not None:
+            raise LogWriteError(self._broken)
+        first = self._written
+        if not payloads:
+            if sync:
+                self._sync_sync()
+            return first
+        try:
+            if self._segments[-1].size >= self.segment_bytes:
+                self._roll(first)
+        except OSError as exc:
+            raise LogWriteError(f"could not start a new log segment: {exc.strerror or exc}") from exc
         seg = self._segments[-1]
-        if seg.size >= self.segment_bytes and payloads:
-            self._roll(first)
-            seg = self._segments[-1]
-        start_size = seg.size
-        frames = []
-        pos = start_size
-        for i, p in enumerate(payloads):
-            fr = segment.frame(first + i, p)
-            if self._since_index >= self.index_interval or pos == 0:
-                seg.add_index(first + i, pos)
-                self._since_index = 0
-            self._since_index += len(fr)
+        start_size, since = seg.size, self._since_index
+        frames, entries, pos = [], [], start_size
+        for i, payload in enumerate(payloads):
+            fr = segment.frame(first + i, payload)
+            if since >= self.index_interval or pos == 0:
+                entries.append((first + i, pos))
+                since = 0
+            since += len(fr)
             pos += len(fr)
             frames.append(fr)
         data = b"".join(frames)
@@ -308,19 +399,26 @@ class FileLog(Log):
         except OSError as exc:
             self._rollback(seg, start_size)
             raise LogWriteError(f"{exc.strerror or exc}") from exc
+        seg.index.extend(entries)
         seg.size = pos
+        self._since_index = since
         self.bytes_written += len(data)
+        self._written = first + len(payloads)
+        if sync:
+            self._synced = self._written
+        return first
 
     def _rollback(self, seg: _Segment, size: int) -> None:
-        # Undo a partial batch so the file ends on a record boundary again.
-        while seg.idx_positions and seg.idx_positions[-1] >= size:
-            seg.idx_positions.pop()
-            seg.idx_offsets.pop()
         try:
             os.ftruncate(self._fd, size)
-        except OSError:
-            log.exception("could not truncate %s after a failed write", seg.path)
-        seg.size = size
+        except OSError as exc:
+            # The file may now hold part of a batch no one will acknowledge.
+            # Appending after it would bury garbage mid-log: stop writing.
+            self._broken = (
+                f"log segment {seg.path} could not be cut back after a failed write "
+                f"({exc.strerror or exc}); restart to recover"
+            )
+            log.error("%s", self._broken)
 
     def _fsync(self) -> None:
         t0 = time.perf_counter()
@@ -333,78 +431,107 @@ class FileLog(Log):
             self.max_fsync_seconds = dt
 
     def _roll(self, base: int) -> None:
+        """Close the active segment (fsync it, write its index) and start a
+        new one at ``base``. Nothing changes if this raises."""
         old = self._segments[-1]
         self._fsync()
-        self._write_index(old)
+        self._synced = self._written
+        try:
+            self._write_index(old)
+        except OSError as exc:
+            log.warning("could not write the index of %s (%s); it is rebuilt on the next start", old.path, exc)
+        fd = self._create_segment_file(base)
         os.close(self._fd)
-        self._create_segment_file(base)
-        seg = _Segment(base, os.path.join(self.path, _segment_name(base, "log")))
-        self._segments.append(seg)
+        self._fd = fd
+        # _segments before _bases: a reader that finds a base finds its segment
+        self._segments.append(_Segment(base, os.path.join(self.path, _segment_name(base, "log"))))
         self._bases.append(base)
         self._since_index = 0
-        self._fd = os.open(seg.path, os.O_WRONLY | os.O_APPEND)
         log.info("rolled log to a new segment at offset %d", base)
 
     async def sync(self) -> None:
         if self._durable == self._written:
             return
-        target = self._written
-        await asyncio.get_running_loop().run_in_executor(self._io, self._fsync)
-        self._durable = max(self._durable, target)
-        self._notify_end()
+        target = await asyncio.get_running_loop().run_in_executor(self._io, self._sync_sync)
+        if target > self._durable:
+            self._durable = target
+            self._notify_end()
+
+    def _sync_sync(self) -> int:
+        if self._synced < self._written:
+            try:
+                self._fsync()
+            except OSError as exc:
+                raise LogWriteError(f"fsync failed: {exc.strerror or exc}") from exc
+            self._synced = self._written
+        return self._synced
 
     # ------------------------------------------------------------------ read
 
     async def read(self, start: int, end: int | None = None) -> AsyncIterator[Record]:
-        if end is None:
-            end = self._durable
+        end = self._durable if end is None else min(end, self._durable)
         start = max(start, self.start_offset)
         loop = asyncio.get_running_loop()
         while start < end:
             batch = await loop.run_in_executor(self._reader_pool, self._read_chunk, start, end)
             if not batch:
-                break
+                raise LogCorruptError(f"record at offset {start} is missing from the log in {self.path}")
             for offset, payload in batch:
                 yield decode_record(offset, payload)
             start = batch[-1][0] + 1
 
     def _read_chunk(self, start: int, end: int) -> list[tuple[int, bytes]]:
-        """Read up to ~1 MiB of frames starting at offset ``start`` (runs on a
-        reader thread; verifies every checksum it reads)."""
+        """Read about READ_CHUNK bytes of frames holding offsets from ``start``
+        (runs on a reader thread; verifies every checksum it reads). Always
+        returns at least the record at ``start`` if the segment has it,
+        however large it is."""
         i = bisect.bisect_right(self._bases, start) - 1
         if i < 0:
             return []
         seg = self._segments[i]
         off, pos = seg.position_for(start)
+        size = seg.size
         out: list[tuple[int, bytes]] = []
         with open(seg.path, "rb") as f:
             f.seek(pos)
-            buf = f.read(min(READ_CHUNK, max(seg.size - pos, 0)))
+            buf = f.read(min(READ_CHUNK, size - pos))
             p = 0
-            while off < end and p < len(buf):
+            while off < end and pos + p < size:
                 try:
-                    o, payload, p2 = segment.parse(buf, p, off)
+                    o, payload, nxt = segment.parse(buf, p, off)
                 except segment.Incomplete:
-                    if p:
-                        break
-                    # a single record larger than a chunk: read it whole
-                    need = segment.HEADER_SIZE
-                    if len(buf) >= segment.HEADER_SIZE:
-                        need += segment.HEADER.unpack_from(buf, 0)[1]
-                    more = f.read(need - len(buf))
-                    if not more:
-                        raise LogCorruptError(f"log segment {seg.path} ends inside the record at offset {off}")
-                    buf += more
+                    if out:
+                        break  # the caller comes back for the rest
+                    buf, pos, p = self._read_more(f, seg, buf, pos, p, off, size)
                     continue
                 except segment.Corrupt as exc:
                     raise LogCorruptError(
                         f"log segment {seg.path} is corrupt at byte {pos + p} (offset {off}: {exc}); "
-                        f"start with --repair to truncate the log there"
+                        f"start with --repair to truncate the log at offset {off} "
+                        f"(every record from offset {off} on is lost)"
                     ) from None
                 if o >= start:
                     out.append((o, payload))
-                p, off = p2, o + 1
+                p, off = nxt, o + 1
         return out
+
+    @staticmethod
+    def _read_more(f, seg: _Segment, buf: bytes, pos: int, p: int, off: int, size: int) -> tuple[bytes, int, int]:
+        """The frame at ``buf[p:]`` runs past the buffer: drop what was
+        consumed and read enough to hold the whole frame (or another chunk).
+        Returns the new ``(buf, pos, p)``."""
+        have = len(buf) - p
+        need = segment.HEADER_SIZE
+        if have >= need:
+            need += segment.HEADER.unpack_from(buf, p)[1]
+        want = min(max(need - have, READ_CHUNK), size - (pos + len(buf)))
+        more = f.read(want) if want > 0 else b""
+        if not more:
+            raise LogCorruptError(
+                f"log segment {seg.path} ends inside the record at offset {off} (byte {pos + p}); "
+                f"start with --repair to truncate the log at offset {off}"
+            )
+        return buf[p:] + more, pos + p, 0
 
     # ----------------------------------------------------------------- admin
 
@@ -423,17 +550,23 @@ class FileLog(Log):
         }
 
     async def close(self) -> None:
-        if self._fd is not None:
-            await asyncio.get_running_loop().run_in_executor(self._io, self._close_sync)
-        self._io.shutdown(wait=True)
-        self._reader_pool.shutdown(wait=True)
+        """fsync what was written, close the files and release the LOCK."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            synced = await asyncio.get_running_loop().run_in_executor(self._io, self._close_sync)
+            if synced > self._durable:
+                self._durable = synced
+                self._notify_end()
+        finally:
+            self._io.shutdown(wait=True)
+            self._reader_pool.shutdown(wait=False)
 
-    def _close_sync(self) -> None:
-        if self._written != self._durable:
-            self._fsync()
-            self._durable = self._written
-        os.close(self._fd)
-        self._fd = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+    def _close_sync(self) -> int:
+        try:
+            if self._fd is not None and self._synced < self._written:
+                self._sync_sync()
+        finally:
+            self._release_files()
+        return self._synced

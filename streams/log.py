@@ -32,7 +32,8 @@ class LogWriteError(LogError):
 
 
 class LogCorruptError(LogError):
-    """Records in the middle of the log fail their checksum."""
+    """Records the log holds fail their checks (checksum, framing, offset
+    sequence) and are not a torn tail; the message names the offset."""
 
 
 class Log(ABC):
@@ -53,9 +54,12 @@ class Log(ABC):
         """Append encoded records in order and return the first one's offset.
 
         With ``sync`` (the default) the call returns only once the records are
-        durable. With ``sync=False`` they are handed to the OS (file log) and
-        made durable by a later ``sync()``; ``end_offset`` still advances.
-        Raises ``LogWriteError`` if the batch could not be written.
+        durable, and ``end_offset`` has moved past them. With ``sync=False``
+        they are handed to the OS (file log) and become durable, and visible
+        to readers through ``end_offset``, at a later ``sync()`` (or the next
+        synced append). Offsets are consecutive across calls even when calls
+        overlap. Raises ``LogWriteError`` if the batch could not be written;
+        then none of it counts.
         """
 
     @abstractmethod

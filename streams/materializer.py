@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol
 
 from .events import Event
-from .log import Log
+from .log import Log, LogCorruptError
 
 log = logging.getLogger("fjord.replay")
 
@@ -56,6 +56,10 @@ class Materializer:
         t0 = time.perf_counter()
         apply = self.target.apply
         async for record in self.log.read(self.offset, end):
+            if record.offset != self.offset:
+                raise LogCorruptError(
+                    f"replay expected the record at offset {self.offset} but the log gave offset {record.offset}"
+                )
             for event in record.events:
                 apply(event)
             stats.events += len(record.events)
@@ -63,6 +67,8 @@ class Materializer:
             self.offset = record.offset + 1
             if progress is not None and stats.records % 5000 == 0:
                 progress(self.offset, end)
+        if self.offset < min(end, self.log.end_offset):
+            raise LogCorruptError(f"replay stopped at offset {self.offset}, before the log's end {end}")
         stats.seconds = time.perf_counter() - t0
         stats.next_offset = self.offset
         if progress is not None:

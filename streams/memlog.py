@@ -52,4 +52,5 @@ class MemoryLog(Log):
                 await asyncio.sleep(0)
 
     async def close(self) -> None:
-        pass
+        """Like a file log, closing makes what was appended durable."""
+        await self.sync()
