@@ -10,6 +10,8 @@ Module map:
 - ``expiry``     active expiry and other periodic work
 - ``resp``       RESP2/RESP3 reply encoding and inline-command splitting
 - ``errors``     Redis's error replies, word for word
-- ``glob``       Redis glob patterns (KEYS, SCAN MATCH)
+- ``glob``       Redis glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE)
+- ``cursors``    snapshot cursors for the SCAN family, random picks (RANDOMKEY)
+- ``info``       the text of INFO, section by section, from server state
 - ``commands/``  command handlers, one module per group, and the command table
 """

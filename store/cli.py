@@ -12,9 +12,8 @@ import logging
 import signal
 import sys
 
-from .config import SETTINGS, Config, ConfigError
+from .config import LOG_LEVELS, SETTINGS, Config, ConfigError
 
-_LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO, "warning": logging.WARNING}
 
 
 def _serve_parser(sub) -> None:
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fjord: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
-        level=_LEVELS.get(config["loglevel"], logging.INFO),
+        level=LOG_LEVELS.get(config["loglevel"], logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if ns.cmd == "serve":

@@ -13,14 +13,34 @@ Redis has none (``durability``, ``log-segment-bytes``).
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shlex
+import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
 
+#: Redis's loglevel names mapped onto Python logging levels.
+LOG_LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
+              "warning": logging.WARNING}
+
+
 class ConfigError(ValueError):
-    """A setting with a value it cannot take."""
+    """A setting with a value it cannot take. The message is Redis's reason
+    (``argument couldn't be parsed into an integer``); ``CONFIG SET`` wraps it
+    in Redis's ``CONFIG SET failed (possibly related to argument ...)``."""
+
+
+class UnknownSetting(KeyError):
+    """``CONFIG SET`` of a name no setting answers to."""
+
+
+INT64_MAX = 2**63 - 1
+_INT = re.compile(r"-?(0|[1-9][0-9]*)\Z")
+_MEMORY = re.compile(r"([0-9]+)(b|k|kb|m|mb|g|gb)?\Z", re.IGNORECASE)
+_UNITS = {None: 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 
 def _parse_bool(v: str) -> bool:
@@ -29,32 +49,43 @@ def _parse_bool(v: str) -> bool:
         return True
     if lv in ("no", "false", "0", "off"):
         return False
-    raise ConfigError(f"argument must be 'yes' or 'no'")
+    raise ConfigError("argument must be 'yes' or 'no'")
 
 
 def _parse_memory(v: str) -> int:
-    """Redis memory units: 1k = 1000, 1kb = 1024, and so on."""
-    lv = v.lower()
-    units = {"kb": 1024, "k": 1000, "mb": 1024**2, "m": 1000**2, "gb": 1024**3, "g": 1000**3, "b": 1}
-    for suffix, mult in units.items():
-        if lv.endswith(suffix) and lv[: -len(suffix)].lstrip("-").isdigit():
-            return int(lv[: -len(suffix)]) * mult
-    if lv.lstrip("-").isdigit():
-        return int(lv)
-    raise ConfigError("argument must be a memory value")
+    """Redis memory units: 1k = 1000, 1kb = 1024, and so on; no sign."""
+    m = _MEMORY.match(v)
+    if m is None:
+        raise ConfigError("argument must be a memory value")
+    return int(m.group(1)) * _UNITS[m.group(2) and m.group(2).lower()]
 
 
 def _parse_int(v: str) -> int:
-    try:
-        return int(v)
-    except ValueError:
-        raise ConfigError("argument couldn't be parsed into an integer") from None
+    """Integers as Redis's ``string2ll`` spells them: no '+', no spaces, no
+    leading zeros."""
+    if _INT.match(v) is None or v == "-0":
+        raise ConfigError("argument couldn't be parsed into an integer")
+    return int(v)
 
 
-def _durability(v: str) -> str:
-    if v not in ("sync", "async"):
-        raise ConfigError("argument must be 'sync' or 'async'")
-    return v
+def _parse_hz(v: str) -> int:
+    """Redis accepts any non-negative hz and clamps it to 1..500."""
+    hz = _parse_int(v)
+    if hz < 0 or hz > 2**31 - 1:
+        raise ConfigError("argument must be between 0 and 2147483647 inclusive")
+    return min(max(hz, 1), 500)
+
+
+def _one_of(*choices: str) -> Callable[[str], str]:
+    def parse(v: str) -> str:
+        lv = v.lower()
+        if lv not in choices:
+            raise ConfigError("argument(s) must be one of the following: " + ", ".join(choices))
+        return lv
+    return parse
+
+
+_durability = _one_of("sync", "async")
 
 
 @dataclass(frozen=True)
@@ -73,8 +104,10 @@ class Setting:
     def convert(self, raw: str) -> Any:
         value = self.parse(raw)
         if isinstance(value, int) and not isinstance(value, bool):
-            if self.minimum is not None and value < self.minimum or self.maximum is not None and value > self.maximum:
-                raise ConfigError(f"argument must be between {self.minimum} and {self.maximum} inclusive")
+            lo = -INT64_MAX - 1 if self.minimum is None else self.minimum
+            hi = INT64_MAX if self.maximum is None else self.maximum
+            if not lo <= value <= hi:
+                raise ConfigError(f"argument must be between {lo} and {hi} inclusive")
         return value
 
     def render(self, value: Any) -> str:
@@ -82,6 +115,9 @@ class Setting:
             return "yes" if value else "no"
         return str(value)
 
+
+INT_MAX = 2**31 - 1
+UINT_MAX = 2**32 - 1
 
 SETTINGS: list[Setting] = [
     Setting("bind", "127.0.0.1", str, "address to listen on", flag="--bind"),
@@ -94,20 +130,21 @@ SETTINGS: list[Setting] = [
             "async: reply at once, fsync every second (like appendfsync everysec)",
             mutable=True, flag="--durability"),
     Setting("maxclients", 10000, _parse_int, "maximum simultaneous clients", mutable=True, minimum=1,
-            flag="--maxclients"),
+            maximum=UINT_MAX, flag="--maxclients"),
     Setting("proto-max-bulk-len", 512 * 1024 * 1024, _parse_memory, "largest bulk string a client may send",
             mutable=True, minimum=1024 * 1024),
     Setting("client-query-buffer-limit", 1024 * 1024 * 1024, _parse_memory,
             "a client whose unparsed input exceeds this is disconnected", mutable=True, minimum=1024 * 1024),
     Setting("databases", 16, _parse_int, "number of databases", minimum=1, maximum=1 << 20,
             flag="--databases"),
-    Setting("hz", 10, _parse_int, "background task frequency (active expiry) per second", mutable=True,
-            minimum=1, maximum=500),
+    Setting("hz", 10, _parse_hz, "background task frequency (active expiry) per second, clamped to 1..500",
+            mutable=True),
     Setting("timeout", 0, _parse_int, "close idle clients after this many seconds (0: never)", mutable=True,
-            minimum=0),
+            minimum=0, maximum=INT_MAX),
     Setting("log-segment-bytes", 64 * 1024 * 1024, _parse_memory, "roll to a new log segment at this size",
             minimum=4096, flag="--log-segment-bytes"),
-    Setting("loglevel", "notice", str, "debug, verbose, notice or warning", mutable=True, flag="--loglevel"),
+    Setting("loglevel", "notice", _one_of("debug", "verbose", "notice", "warning"),
+            "debug, verbose, notice or warning", mutable=True, flag="--loglevel"),
     Setting("repair", False, _parse_bool,
             "on start, truncate the log at the first corrupt record instead of refusing to start",
             flag="--repair"),
@@ -115,15 +152,31 @@ SETTINGS: list[Setting] = [
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 
-#: Redis names answered by CONFIG GET/SET and mapped onto Fjord settings.
-ALIASES = {"appendfsync": "durability"}
+#: Redis's ``appendfsync`` answered from (and written to) ``durability``.
+APPENDFSYNC = {"sync": "always", "async": "everysec"}
+_DURABILITY = {v: k for k, v in APPENDFSYNC.items()}
+
+#: Redis settings whose only value in Fjord is fixed. CONFIG GET answers them
+#: (redis-benchmark and other tools ask for ``save`` and ``appendonly``) and
+#: CONFIG SET accepts the value Fjord already has, nothing else.
+FIXED = {
+    "appendonly": ("yes", "Fjord always logs every write"),
+    "save": ("", "Fjord takes no RDB snapshots: the log is the persistence"),
+    "maxmemory": ("0", "Fjord does not evict keys"),
+    "maxmemory-policy": ("noeviction", "Fjord does not evict keys"),
+}
+
+#: Settings CONFIG REWRITE never writes: one-shot start options.
+_NOT_REWRITTEN = {"repair"}
 
 
 class Config:
-    """Current values of every setting."""
+    """Current values of every setting, and the file they came from."""
 
     def __init__(self, values: dict[str, Any] | None = None):
         self.values = {s.name: s.default for s in SETTINGS}
+        #: absolute path of the config file read at start (CONFIG REWRITE, INFO)
+        self.file: str | None = None
         if values:
             for k, v in values.items():
                 self.set(k, v)
@@ -144,12 +197,15 @@ class Config:
                 words = shlex.split(line)
                 name, rest = words[0].lower(), " ".join(words[1:])
                 name = {"data-dir": "dir"}.get(name, name)
+                if name == "appendfsync" and rest.lower() in _DURABILITY:
+                    name, rest = "durability", _DURABILITY[rest.lower()]
                 if name not in BY_NAME:
                     raise ConfigError(f"{path}:{lineno}: unknown setting {words[0]!r}")
                 try:
                     self.set(name, rest)
                 except ConfigError as exc:
                     raise ConfigError(f"{path}:{lineno}: {name}: {exc}") from None
+        self.file = os.path.abspath(path)
 
     def load_env(self, environ: dict[str, str] | None = None) -> None:
         environ = os.environ if environ is None else environ
@@ -163,29 +219,101 @@ class Config:
                 except ConfigError as exc:
                     raise ConfigError(f"{envname}: {exc}") from None
 
-    # CONFIG GET / SET view ---------------------------------------------------
+    # CONFIG GET / SET / REWRITE view -------------------------------------------
 
     def redis_items(self) -> list[tuple[str, str]]:
         """Every (name, value) CONFIG GET can answer, Redis names included."""
         items = [(s.name, s.render(self.values[s.name])) for s in SETTINGS]
-        items.append(("appendfsync", "always" if self.values["durability"] == "sync" else "everysec"))
-        items.append(("appendonly", "yes"))
-        items.append(("save", ""))
-        items.append(("maxmemory", "0"))
-        items.append(("maxmemory-policy", "noeviction"))
+        items[[n for n, _ in items].index("dir")] = ("dir", os.path.abspath(self.values["dir"]))
+        items.append(("appendfsync", APPENDFSYNC[self.values["durability"]]))
+        items.extend((name, value) for name, (value, _) in FIXED.items())
         return items
 
-    def redis_set(self, name: str, raw: str) -> str:
-        """Apply CONFIG SET; returns the Fjord setting name changed."""
-        name = name.lower()
-        if name == "appendfsync":
-            mapped = {"always": "sync", "everysec": "async"}.get(raw.lower())
-            if mapped is None:
-                raise ConfigError("argument(s) must be one of the following: always, everysec")
-            self.values["durability"] = mapped
-            return "durability"
-        setting = BY_NAME.get(name)
-        if setting is None or not setting.mutable:
-            raise KeyError(name)
-        self.values[name] = setting.convert(raw)
-        return name
+    def redis_set(self, pairs: list[tuple[str, str]]) -> dict[str, Any]:
+        """Apply CONFIG SET's (name, value) pairs all or nothing, with Redis's
+        checks in Redis's order: every name first (unknown, immutable,
+        duplicate), then every value. Returns {setting: old value} for the
+        settings changed, so the caller can apply them live or roll back.
+
+        Raises ``UnknownSetting(name)`` or ``ConfigError`` whose ``args`` are
+        (name to report, reason)."""
+        targets: list[tuple[str, str, str]] = []  # (setting or fixed name, name to report, raw)
+        seen: set[str] = set()
+        for given, raw in pairs:
+            name = given.lower()
+            if name == "appendfsync":
+                target = "durability"
+            elif name in BY_NAME or name in FIXED:
+                target = name
+            else:
+                raise UnknownSetting(given)
+            if target in BY_NAME and not BY_NAME[target].mutable:
+                raise ConfigError(given, "can't set immutable config")
+            if target in seen:
+                raise ConfigError(given, "duplicate parameter")
+            seen.add(target)
+            targets.append((target, name, raw))
+        new: dict[str, Any] = {}
+        for target, name, raw in targets:
+            if name == "appendfsync":
+                mode = _DURABILITY.get(raw.lower())
+                if mode is None:
+                    raise ConfigError(name, "argument(s) must be one of the following: "
+                                            + ", ".join(_DURABILITY))
+                new[target] = mode
+            elif target in FIXED:
+                value, why = FIXED[target]
+                if raw.lower() != value:
+                    raise ConfigError(name, f"argument must be '{value}' ({why})")
+            else:
+                try:
+                    new[target] = BY_NAME[target].convert(raw)
+                except ConfigError as exc:
+                    raise ConfigError(name, str(exc)) from None
+        old = {name: self.values[name] for name in new}
+        self.values.update(new)
+        return old
+
+    def rewrite(self) -> None:
+        """CONFIG REWRITE: update the config file in place with the current
+        values. Lines of settings keep their place, comments and unknown lines
+        stay, settings not in the file are appended when they differ from
+        their default. Written to a temporary file, fsynced, then renamed."""
+        if self.file is None:
+            raise ConfigError("The server is running without a config file")
+        try:
+            with open(self.file) as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            lines = []
+        out, done = [], set()
+        for line in lines:
+            words = line.split()
+            name = words[0].lower() if words and not words[0].startswith("#") else None
+            name = {"data-dir": "dir", "appendfsync": "durability"}.get(name, name)
+            if name not in BY_NAME or name in _NOT_REWRITTEN:
+                out.append(line)
+            elif name not in done:
+                spelled = words[0].lower()
+                out.append(f"appendfsync {APPENDFSYNC[self.values[name]]}" if spelled == "appendfsync"
+                           else self._line(name))
+                done.add(name)
+        extra = [self._line(s.name) for s in SETTINGS
+                 if s.name not in done and s.name not in _NOT_REWRITTEN and self.values[s.name] != s.default]
+        if extra:
+            out += ["# Generated by CONFIG REWRITE", *extra]
+        directory = os.path.dirname(self.file)
+        fd, tmp = tempfile.mkstemp(prefix=".fjord-config-", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write("\n".join(out) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.file)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+            raise
+
+    def _line(self, name: str) -> str:
+        return f"{name} {shlex.quote(BY_NAME[name].render(self.values[name]))}"

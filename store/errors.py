@@ -27,6 +27,13 @@ OUT_OF_RANGE_POSITIVE = "ERR value is out of range, must be positive"
 NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
 NUMKEYS_TOO_MANY = "ERR Number of keys can't be greater than number of args"
 LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
+# lists
+INDEX_OUT_OF_RANGE = "ERR index out of range"
+COUNT_NOT_POSITIVE = "ERR count should be greater than 0"
+COUNT_NEGATIVE = "ERR COUNT can't be negative"
+MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
+RANK_ZERO = ("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+             "or use negative to start from the end of the list")
 
 
 def invalid_expire_time(fullname: str) -> str:

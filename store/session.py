@@ -70,17 +70,25 @@ class Session:
 
     def lookup(self, key: bytes, db=None):
         """The live value at ``key`` or None. A key found past its expiry is
-        deleted here, by an explicit ``expired`` event (lazy expiry)."""
+        deleted here, by an explicit ``expired`` event (lazy expiry).
+        Counts INFO's keyspace_hits/misses (for writes' lookups too, unlike
+        Redis, which counts reads only)."""
         if db is None:
             db = self.db
         v = db.data.get(key)
         if v is None:
+            if self.server is not None:
+                self.server.stats.keyspace_misses += 1
             return None
         if db.expires:
             at = db.expires.get(key)
             if at is not None and at <= now_ms():
                 self.expire_now(db, key)
+                if self.server is not None:
+                    self.server.stats.keyspace_misses += 1
                 return None
+        if self.server is not None:
+            self.server.stats.keyspace_hits += 1
         return v
 
     def expire_now(self, db, key: bytes) -> None:
