@@ -9,13 +9,17 @@ Module map:
 - ``connection`` PING, HELLO, AUTH, SELECT, CLIENT ..., QUIT, RESET
 - ``admin``      INFO, CONFIG, DBSIZE, FLUSHDB/ALL, TIME, LASTSAVE, SHUTDOWN
 - ``introspection`` COMMAND, COMMAND INFO/DOCS/COUNT/GETKEYS/LIST
+- ``zsets``      ZADD, ZRANGE, ZUNIONSTORE, ZSCAN, ... (sorted sets)
+- ``hashes``     HSET, HGET, HINCRBYFLOAT, HRANDFIELD, HSCAN, ...
+- ``sets``       SADD, SPOP, SINTER, SUNIONSTORE, SSCAN, ... (+ the scan helpers HSCAN uses)
+- ``lists``      LPUSH, LPOP, LRANGE, LPOS, LMOVE, LMPOP, ... (+ pop helpers for the blocking family)
 
 Importing this package registers every command and applier.
 """
 
 import importlib
 
-for _name in ("strings", "keys", "connection", "admin", "introspection"):
+for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists"):
     try:
         importlib.import_module(f"{__name__}.{_name}")
     except ModuleNotFoundError as exc:  # a group not written yet
