@@ -14,7 +14,10 @@ Numbers in ``data`` stay JSON numbers; floats must be finite (orjson writes
 NaN and infinities as ``null``), so a score like ``+inf`` travels as bytes.
 Structured data uses lists (e.g. hash fields as ``[[field, value], ...]``),
 never dicts keyed by byte strings, and a nested dict whose only key is
-``"b64"`` always means base64-encoded bytes.
+``"b64"`` always means base64-encoded bytes. Decoding gives back *every*
+string inside ``data`` as ``bytes`` (decoded data holds no ``str``), so
+appliers compare with byte literals (``b"before"``) and flags travel as bytes
+or numbers.
 
 Wire form of a record (the offset lives in the log's framing, like a Kafka
 offset, not in the payload)::
