@@ -12,6 +12,13 @@ WRONGPASS = "WRONGPASS invalid username-password pair or user is disabled."
 LOADING = "LOADING Fjord is loading the dataset in memory"
 MAXCLIENTS = "ERR max number of clients reached"
 STRING_TOO_LONG = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
+NOPROTO = "NOPROTO unsupported protocol version"
+HELLO_NOAUTH = ("NOAUTH HELLO must be called with the client already authenticated, otherwise the "
+                "HELLO AUTH <user> <pass> option can be used to authenticate the client and select "
+                "the RESP protocol version at the same time")
+AUTH_NO_PASSWORD = ("ERR AUTH <password> called without any password configured for the default user. "
+                    "Are you sure your configuration is correct?")
+BAD_CLIENT_NAME = "ERR Client names cannot contain spaces, newlines or special characters."
 SAME_OBJECT = "ERR source and destination objects are the same"
 INVALID_CURSOR = "ERR invalid cursor"
 INT_RANGE = "ERR value is out of range, value must between -2147483648 and 2147483647"

@@ -2,8 +2,9 @@
 
 Write path, per read from a client socket:
 
-1. hiredis parses every complete request in the buffer (inline commands are
-   split here, as Redis does).
+1. ``RequestReader`` (store/request.py) splits the bytes into requests exactly
+   as Redis does (hiredis for speed; Redis's own rules for inline commands
+   and garbage, which gets Redis's protocol error and a close).
 2. Each command runs against the keyspace; the events it emits are encoded
    into one record and staged on the ``GroupCommitter``.
 3. The replies of the whole read are joined into one buffer. If any staged
@@ -24,13 +25,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import resource
 import socket
 import time
 from collections import deque
-
-import hiredis
 
 from streams.commit import GroupCommitter
 from streams.events import encode_record
@@ -41,8 +39,10 @@ from streams.materializer import Materializer
 from . import errors
 from .commands import table
 from .config import Config
+from .cursors import CursorTable
 from .keyspace import Keyspace
-from .resp import OK, ReplyError, InlineError, encode, encode_error, split_inline
+from .request import ProtocolError, RequestReader
+from .resp import Delayed, ReplyError, encode, encode_error
 from .session import Session, now_ms
 
 log = logging.getLogger("fjord.server")
@@ -50,8 +50,6 @@ log = logging.getLogger("fjord.server")
 FJORD_VERSION = "0.1.0"
 #: The Redis release whose behaviour Fjord matches for the commands it has.
 REDIS_VERSION = "7.0.15"
-MAX_INLINE = 64 * 1024
-_HEADER = re.compile(rb"\*(-?\d+)\r\n(?:\$(-?\d+)\r\n)?")
 
 
 class Stats:
@@ -78,12 +76,16 @@ class Connection(asyncio.Protocol):
     def __init__(self, server: "Server"):
         self.server = server
         self.transport: asyncio.Transport | None = None
-        self.reader = hiredis.Reader()
         self.session: Session | None = None
-        self.inline = bytearray()
+        self.requests: RequestReader | None = None
         #: replies waiting for durability: (seq, bytes, number of replies)
         self.held: deque[tuple[int, bytes, int]] = deque()
         self.closed = False
+        #: while a command's reply is delayed (WAIT): the requests read since,
+        #: to run after it (see "blocking" below); else None
+        self.blocked: deque[list[bytes]] | None = None
+        self.blocked_bytes = 0
+        self.unblock_timer: asyncio.TimerHandle | None = None
 
     # ---------------------------------------------------------- lifecycle
 
@@ -103,11 +105,13 @@ class Connection(asyncio.Protocol):
             srv, srv.keyspace, next(srv.client_ids), _fmt_addr(peer), _fmt_addr(sock),
             authenticated=not srv.config["requirepass"],
         )
+        self.requests = RequestReader(self.session, srv.config["proto-max-bulk-len"])
         srv.clients[self.session.id] = self
 
     def connection_lost(self, exc) -> None:
         self.closed = True
         self.held.clear()
+        self._end_block()
         if self.session is not None:
             self.server.clients.pop(self.session.id, None)
 
@@ -119,125 +123,48 @@ class Connection(asyncio.Protocol):
     # ---------------------------------------------------------- input
 
     def data_received(self, data: bytes) -> None:
-        if self.closed:
-            return
-        srv = self.server
-        srv.stats.net_input_bytes += len(data)
-        reader = self.reader
-        out: list[bytes] = []
-        self.session.last_active = time.time()
-        if self.inline or (data[0] != 42 and not reader.has_data()):  # 42 = '*'
-            data = self._inline(data, out)
-            if data is None:
-                self._send(out)
-                return
-        if not reader.has_data() and not self._header_ok(data, out):
-            self._send(out)
-            self._protocol_close()
-            return
-        reader.feed(data)
-        execute = self.execute
+        """Run every request the bytes complete, in order; answer garbage
+        with Redis's protocol error and close (``RequestReader`` parses)."""
         session = self.session
-        while True:
-            try:
-                args = reader.gets()
-            except hiredis.ProtocolError as exc:
-                out.append(encode_error(f"ERR Protocol error: {exc}"))
-                self._send(out)
-                self._protocol_close()
-                return
-            if args is False:
-                break
-            if type(args) is not list:
-                out.append(encode_error("ERR Protocol error: expected '*', got something else"))
-                self._send(out)
-                self._protocol_close()
-                return
-            if not args:
-                continue
-            for a in args:
-                if type(a) is not bytes:
-                    out.append(encode_error("ERR Protocol error: expected '$', got something else"))
-                    self._send(out)
-                    self._protocol_close()
-                    return
-            out.append(execute(args))
-            if session.close_after_reply or self.closed:
-                break
-        if reader.len() > srv.config["client-query-buffer-limit"]:
-            log.warning("closing client %s: query buffer over the limit", session.addr)
-            self._send(out)
+        if self.closed or session.close_after_reply:
+            return  # Redis reads nothing more from a client it is closing
+        self.server.stats.net_input_bytes += len(data)
+        session.last_active = time.time()
+        requests = self.requests
+        requests.feed(data)
+        execute = self.execute
+        out: list[bytes] = []
+        try:
+            while not (session.close_after_reply or self.closed):
+                batch = requests.read()
+                if not batch:
+                    break
+                for args in batch:
+                    out.append(execute(args))
+                    if session.close_after_reply or self.closed:
+                        break
+        except ProtocolError as exc:
+            out.append(exc.reply())
             self._protocol_close()
-            return
-        self._send(out)
-
-    def _header_ok(self, data: bytes, out: list) -> bool:
-        """Reject absurd multibulk and bulk lengths before buffering them,
-        with Redis's errors (hiredis would otherwise wait for the bytes)."""
-        m = _HEADER.match(data)
-        if m is None:
-            return True
-        authed = self.session.authenticated
-        n = int(m.group(1))
-        if n > 1024 * 1024 * 1024 or (not authed and n > 10):
-            out.append(encode_error("ERR Protocol error: unauthenticated multibulk length" if not authed
-                                    else "ERR Protocol error: invalid multibulk length"))
-            return False
-        if m.group(2) is not None:
-            blen = int(m.group(2))
-            if not authed and blen > 16384:
-                out.append(encode_error("ERR Protocol error: unauthenticated bulk length"))
-                return False
-            if blen < 0 or blen > self.server.config["proto-max-bulk-len"]:
-                out.append(encode_error("ERR Protocol error: invalid bulk length"))
-                return False
-        return True
-
-    def _inline(self, data: bytes, out: list) -> bytes | None:
-        """Handle inline commands (``PING\\r\\n``). Returns the bytes left
-        over for the RESP parser, or None if everything was consumed."""
-        buf = self.inline
-        buf += data
-        while buf:
-            if buf[0] == 42:  # a RESP request follows
-                rest = bytes(buf)
-                buf.clear()
-                return rest
-            nl = buf.find(b"\n")
-            if nl < 0:
-                if len(buf) > MAX_INLINE:
-                    out.append(encode_error("ERR Protocol error: too big inline request"))
-                    self._send(out)
-                    self._protocol_close()
-                    return None
-                return None
-            line = bytes(buf[:nl])
-            del buf[: nl + 1]
-            try:
-                args = split_inline(line)
-            except InlineError:
-                out.append(encode_error("ERR Protocol error: unbalanced quotes in request"))
-                self._send(out)
+        else:
+            if requests.buffered() > self.server.config["client-query-buffer-limit"]:
+                log.warning("closing client %s: query buffer over the limit", session.addr)
                 self._protocol_close()
-                return None
-            if args:
-                out.append(self.execute(args))
-                if self.session.close_after_reply or self.closed:
-                    buf.clear()
-                    return None
-        return None
+        self._send(out)
+        if session.close_after_reply and not self.held:
+            self.close()
 
     def _protocol_close(self) -> None:
+        """Close once the replies owed, the error included, are written."""
         self.server.stats.protocol_errors += 1
-        if self.held:
-            self.session.close_after_reply = True  # send what is owed first
-        else:
-            self.close()
+        self.session.close_after_reply = True
 
     # ---------------------------------------------------------- execution
 
     def execute(self, args: list[bytes]) -> bytes:
-        """Run one command; return its encoded reply."""
+        """Run one command; return its encoded reply (b"" while blocked)."""
+        if self.blocked is not None:
+            return self._queue(args)
         session = self.session
         srv = self.server
         srv.stats.commands_processed += 1
@@ -269,11 +196,65 @@ class Connection(asyncio.Protocol):
         t = type(reply)
         if t is bytes:
             return b"$%d\r\n%s\r\n" % (len(reply), reply)
+        if t is Delayed:
+            return self._block(reply)
         return encode(reply, session.resp3)
+
+    # ---------------------------------------------------------- blocking
+    #
+    # A command that answers later (WAIT) returns ``Delayed``: the reply is
+    # sent when its timer fires, and, as Redis runs nothing from a blocked
+    # client, the requests read meanwhile are queued (parsed) and run only
+    # then, so replies stay in order and a later command sees the state of
+    # after the wait. ``execute`` answers b"" for the blocking command and
+    # for each one queued; ``_send`` drops those.
+
+    def _block(self, delayed: Delayed) -> bytes:
+        self.blocked = deque()
+        self.blocked_bytes = 0
+        if delayed.seconds is not None:
+            self.unblock_timer = asyncio.get_running_loop().call_later(
+                delayed.seconds, self.unblock, delayed.reply)
+        return b""
+
+    def _queue(self, args: list[bytes]) -> bytes:
+        self.blocked.append(args)
+        self.blocked_bytes += sum(len(a) for a in args)
+        if self.blocked_bytes > self.server.config["client-query-buffer-limit"]:
+            log.warning("closing client %s: query buffer over the limit", self.session.addr)
+            self.close()
+        return b""
+
+    def _end_block(self) -> deque | None:
+        """Leave the blocked state; returns the requests queued in it."""
+        queued, self.blocked = self.blocked, None
+        if self.unblock_timer is not None:
+            self.unblock_timer.cancel()
+            self.unblock_timer = None
+        return queued
+
+    def unblock(self, reply) -> None:
+        """Send the blocked command's ``reply``, then run the requests
+        queued behind it (up to the next one that blocks)."""
+        if self.closed or self.blocked is None:
+            return
+        queued = self._end_block()
+        session = self.session
+        out = [encode(reply, session.resp3)]
+        while queued and not (session.close_after_reply or self.closed):
+            out.append(self.execute(queued.popleft()))
+            if self.blocked is not None:  # blocked again: the rest waits behind it
+                self.blocked.extend(queued)
+                break
+        self._send(out)
+        if session.close_after_reply and not self.held:
+            self.close()
 
     # ---------------------------------------------------------- output
 
     def _send(self, out: list[bytes]) -> None:
+        if self.blocked is not None:
+            out = [r for r in out if r]  # a blocked or queued command's b""
         if not out:
             return
         data = out[0] if len(out) == 1 else b"".join(out)
@@ -291,7 +272,7 @@ class Connection(asyncio.Protocol):
             return
         self.server.stats.net_output_bytes += len(data)
         self.transport.write(data)
-        if self.session.close_after_reply:
+        if self.session.close_after_reply and not self.held:  # close once nothing more is owed
             self.close()
 
     def on_durable(self, durable: int) -> None:
@@ -347,9 +328,12 @@ class Server:
         self.last_save_time = int(time.time())
         self.replay_stats = None
         self.system = Session(self, self.keyspace, 0, "", "")
+        #: SCAN-family cursor snapshots and RANDOMKEY samples (store/cursors.py)
+        self.cursors = CursorTable()
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
+        self._shutdown_task: asyncio.Task | None = None
         self.run_id = "%040x" % int.from_bytes(__import__("os").urandom(20), "big")
 
     @property
@@ -365,22 +349,54 @@ class Server:
         self.committer.stage(encode_record(now_ms(), events))
 
     def check_writable(self) -> None:
+        """Refuse writes with -MISCONF for a while after a failed append (at
+        least a second, see ``_rebuild``); then let the next write try the
+        log again, as Redis retries its AOF."""
         if self.write_error is not None:
             if time.monotonic() < self.write_error_until or self.loading:
                 raise ReplyError(errors.misconf_log(self.write_error))
             self.write_error = None
 
     def _on_log_failure(self, exc: Exception) -> None:
+        """The committer lost every record not yet durable. The keyspace
+        still shows their effects, so it is dropped here, synchronously:
+        the rebuild task starts only on a later loop pass, and any command
+        run in between would otherwise answer from state that no longer
+        exists on the log (and, nothing being pending, unheld)."""
         self.stats.write_errors += 1
         self.write_error = str(exc)
         self.write_error_until = time.monotonic() + 1.0
         log.error("rebuilding the keyspace from the log after a failed append: %s", exc)
+        self.loading = True
+        self.keyspace.reset()
+        self._tasks = [t for t in self._tasks if not t.done()]
         self._tasks.append(asyncio.get_running_loop().create_task(self._rebuild()))
 
     async def _rebuild(self) -> None:
+        """Replay the log into the (already reset) keyspace. Until it is
+        done every command but the ``loading`` ones gets -LOADING."""
         self.loading = True
-        self.keyspace.reset()
-        await self._replay()
+        t0 = time.monotonic()
+        try:
+            # With durability async, records written before the failed batch
+            # are on the file but not yet fsynced, so not below end_offset:
+            # make them durable first, or the replay would drop them from
+            # memory while a restart brings them back.
+            await self.log.sync()
+        except Exception as exc:  # noqa: BLE001 - replay what is durable
+            log.error("fsync before the rebuild failed: %s", exc)
+        try:
+            await self._replay()
+        except Exception:
+            log.critical("could not rebuild the keyspace from the log; answering -LOADING until restarted",
+                         exc_info=True)
+            return
+        # Every failed append costs a rebuild, during which all clients get
+        # -LOADING. While the disk stays full, keep refusing writes for twice
+        # the rebuild time, so a big log spends at most a third of the time
+        # loading instead of nearly all of it.
+        now = time.monotonic()
+        self.write_error_until = max(self.write_error_until, now + 2 * (now - t0))
 
     async def _replay(self) -> None:
         self.loading = True
@@ -423,7 +439,12 @@ class Server:
                 pass
         log.info("Fjord %s listening on %s:%d, data in %s, durability %s",
                  FJORD_VERSION, self.config["bind"], self.port, self.config["dir"], self.config["durability"])
-        await self._replay()
+        try:
+            await self._replay()
+        except Exception:
+            if self._shutdown_task is None:
+                raise
+            return  # SHUTDOWN or a signal during loading closed the log under the replay
         self.committer = GroupCommitter(self.log, sync=self.sync_replies, on_failure=self._on_log_failure)
         from . import expiry
         self._tasks.append(loop.create_task(expiry.run_cron(self)))
@@ -437,26 +458,29 @@ class Server:
 
     def set_durability(self, mode: str) -> None:
         """CONFIG SET appendfsync/durability at run time."""
-        if self.committer is not None and (mode == "sync") != self.committer.sync:
-            old = self.committer
-            self.committer = GroupCommitter(self.log, sync=mode == "sync", on_failure=self._on_log_failure)
-            self._tasks.append(asyncio.get_running_loop().create_task(old.close()))
+        if self.committer is not None:
+            self.committer.set_sync(mode == "sync")
 
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
-        for conn in list(self.clients.values()):
-            conn.close()
         for t in self._tasks:
             t.cancel()
         if self.committer is not None:
+            # Drain first: replies held for durability go out before the
+            # sockets close (their writes are durable by then anyway).
             await self.committer.close()
+        for conn in list(self.clients.values()):
+            conn.close()
         if self.log is not None:
             await self.log.close()
         self._stopped.set()
 
     def request_shutdown(self) -> None:
-        asyncio.get_running_loop().create_task(self.stop())
+        """Stop once, however many SHUTDOWNs and signals ask (the task is
+        kept: the loop holds tasks only weakly)."""
+        if self._shutdown_task is None:
+            self._shutdown_task = asyncio.get_running_loop().create_task(self.stop())
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

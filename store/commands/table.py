@@ -42,6 +42,8 @@ class Command:
     since: str = "1.0.0"
     complexity: str = ""
     acl_categories: tuple[str, ...] = ()
+    #: Redis's command tips (``nondeterministic_output``, ``request_policy:...``)
+    tips: tuple[str, ...] = ()
     parent: "Command | None" = None
     subcommands: dict[bytes, "Command"] = field(default_factory=dict)
     # hot-path copies of flags
@@ -68,32 +70,44 @@ class Command:
         return [args[i] for i in self.key_indexes(args) if i < len(args)]
 
 
-def _categories(flags: frozenset[str], group: str) -> tuple[str, ...]:
-    cats = []
+#: Redis's ACL categories in the order Redis lists them (COMMAND shows a
+#: command's categories in this order).
+ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string", "bitmap",
+                  "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow", "blocking",
+                  "dangerous", "connection", "transaction", "scripting")
+#: The category a command group implies (Redis has none for "server").
+_GROUP_CATEGORY = {"generic": "keyspace", "keyspace": "keyspace", "sorted-set": "sortedset",
+                   "transactions": "transaction"}
+
+
+def _categories(flags: frozenset[str], group: str, extra: str = "") -> tuple[str, ...]:
+    """ACL categories implied by flags (as Redis derives them) and group,
+    plus ``extra`` ones (``"connection"``) where Redis lists more."""
+    cats: set[str] = set(extra.replace("@", "").split())
     if "write" in flags:
-        cats.append("@write")
+        cats.add("write")
     if "readonly" in flags:
-        cats.append("@read")
-    if group in ("string", "generic", "connection", "server", "keyspace"):
-        cats.append("@" + {"generic": "keyspace"}.get(group, group))
-    if "fast" in flags:
-        cats.append("@fast")
-    else:
-        cats.append("@slow")
+        cats.add("read")
+    cats.add(_GROUP_CATEGORY.get(group, group))
+    cats.add("fast" if "fast" in flags else "slow")
+    for flag in ("admin", "blocking", "pubsub"):
+        if flag in flags:
+            cats.add(flag)
     if "admin" in flags:
-        cats.append("@admin")
-        cats.append("@dangerous")
-    return tuple(cats)
+        cats.add("dangerous")
+    return tuple("@" + c for c in ACL_CATEGORIES if c in cats)
 
 
 def _make(name: str, handler, arity: int, flags: str, keys: tuple[int, int, int],
-          group: str, summary: str, since: str, complexity: str, parent=None) -> Command:
+          group: str, summary: str, since: str, complexity: str, parent=None, tips: str = "",
+          acl: str = "") -> Command:
     fl = frozenset(flags.split())
     first, last, step = keys
     return Command(
         name=name.lower(), handler=handler, arity=arity, flags=fl,
         first_key=first, last_key=last, key_step=step, group=group, summary=summary,
-        since=since, complexity=complexity, acl_categories=_categories(fl, group), parent=parent,
+        since=since, complexity=complexity, acl_categories=_categories(fl, group, acl), parent=parent,
+        tips=tuple(tips.split()),
         is_write="write" in fl, no_auth="no_auth" in fl, allow_loading="loading" in fl,
     )
 
@@ -107,32 +121,43 @@ def _register(table: dict[bytes, Command], cmd: Command) -> None:
 
 
 def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0), *,
-            group: str = "generic", summary: str = "", since: str = "1.0.0", complexity: str = ""):
+            group: str = "generic", summary: str = "", since: str = "1.0.0", complexity: str = "",
+            tips: str = "", acl: str = ""):
     """Register a top-level command handler."""
 
     def deco(fn):
-        _register(COMMANDS, _make(name, fn, arity, flags, keys, group, summary, since, complexity))
+        _register(COMMANDS, _make(name, fn, arity, flags, keys, group, summary, since, complexity,
+                                  tips=tips, acl=acl))
         return fn
 
     return deco
 
 
 def container(name: str, *, group: str = "generic", summary: str = "", since: str = "1.0.0",
-              flags: str = "") -> Command:
-    """Register a command made of subcommands (CLIENT, CONFIG, COMMAND, OBJECT)."""
-    cmd = _make(name, None, -2, flags, (0, 0, 0), group, summary, since, "")
+              flags: str = "", complexity: str = "Depends on subcommand.", arity: int = -2,
+              handler: Handler | None = None, tips: str = "", acl: str = "") -> Command:
+    """Register a command made of subcommands (CLIENT, CONFIG, COMMAND, OBJECT).
+
+    ``handler`` (with ``arity`` -1) serves the bare command, as COMMAND
+    alone lists every command; without one, a bare container is an arity
+    error. A pure container belongs to no category but @slow, as in Redis.
+    """
+    cmd = _make(name, handler, arity, flags, (0, 0, 0), group, summary, since, complexity, tips=tips, acl=acl)
+    if handler is None:
+        cmd.acl_categories = ("@slow",)
     _register(COMMANDS, cmd)
     return cmd
 
 
 def subcommand(parent: Command, name: str, arity: int, flags: str = "",
                keys: tuple[int, int, int] = (0, 0, 0), *, summary: str = "", since: str = "1.0.0",
-               complexity: str = ""):
+               complexity: str = "", tips: str = "", acl: str = ""):
     """Register a subcommand of ``parent``; arity counts the whole argv."""
 
     def deco(fn):
         _register(parent.subcommands,
-                  _make(name, fn, arity, flags, keys, parent.group, summary, since, complexity, parent))
+                  _make(name, fn, arity, flags, keys, parent.group, summary, since, complexity, parent,
+                        tips=tips, acl=acl))
         return fn
 
     return deco
@@ -149,7 +174,7 @@ def resolve(args: list[bytes]) -> Command:
         cmd = COMMANDS.get(args[0].lower())
         if cmd is None:
             raise ReplyError(errors.unknown_command(args[0], args[1:]))
-    if cmd.subcommands:
+    if cmd.subcommands and (len(args) >= 2 or cmd.handler is None):
         if len(args) < 2:
             raise ReplyError(errors.wrong_arity(cmd.name))
         sub = cmd.subcommands.get(args[1]) or cmd.subcommands.get(args[1].lower())
