@@ -172,7 +172,7 @@ def _keys_of(args: list[bytes]) -> tuple[Command, list[int]]:
         cmd = cmd.subcommands.get(argv[1].lower())
     if cmd is None:
         raise ReplyError("ERR Invalid command specified")
-    if not cmd.first_key:
+    if not cmd.first_key and not cmd.numkeys_at:
         raise ReplyError("ERR The command has no key arguments")
     if not cmd.arity_ok(len(argv)):
         raise ReplyError("ERR Invalid number of arguments specified for command")

@@ -350,7 +350,7 @@ def rpop(s: Session, args: list[bytes]):
     return _pop(s, args, False)
 
 
-@command("lmpop", -4, "write movablekeys", (0, 0, 0), group="list", since="7.0.0",
+@command("lmpop", -4, "write movablekeys", (0, 0, 0), group="list", since="7.0.0", numkeys=1,
          summary="Pop elements from a list",
          complexity="O(N+M) where N is the number of provided keys and M is the number of elements "
                     "returned.")

@@ -431,7 +431,7 @@ def sdiff(s: Session, args: list[bytes]):
     return RespSet(ordered(_diff(_sets(s, args[1:]))))
 
 
-@command("sintercard", -3, "readonly movablekeys", (0, 0, 0), group="set", since="7.0.0",
+@command("sintercard", -3, "readonly movablekeys", (0, 0, 0), group="set", since="7.0.0", numkeys=1,
          summary="Intersect multiple sets and return the cardinality of the result",
          complexity="O(N*M) worst case where N is the cardinality of the smallest set and M is "
                     "the number of sets.")

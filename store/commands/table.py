@@ -35,6 +35,9 @@ class Command:
     arity: int
     flags: frozenset[str]
     first_key: int = 0
+    #: for commands like ZUNION/LMPOP: the position of the "numkeys"
+    #: argument; that many keys follow it (Redis's "keynum" key spec)
+    numkeys_at: int = 0
     last_key: int = 0
     key_step: int = 0
     group: str = "generic"
@@ -61,10 +64,18 @@ class Command:
 
     def key_indexes(self, args: list[bytes]) -> list[int]:
         """Positions of key arguments in ``args`` (COMMAND GETKEYS)."""
-        if not self.first_key:
-            return []
-        last = self.last_key if self.last_key >= 0 else len(args) + self.last_key
-        return list(range(self.first_key, last + 1, self.key_step or 1))
+        out: list[int] = []
+        if self.first_key:
+            last = self.last_key if self.last_key >= 0 else len(args) + self.last_key
+            out = list(range(self.first_key, last + 1, self.key_step or 1))
+        if self.numkeys_at and self.numkeys_at < len(args):
+            try:
+                n = int(args[self.numkeys_at])
+            except ValueError:
+                return out
+            start = self.numkeys_at + 1
+            out += range(start, min(start + max(n, 0), len(args)))
+        return out
 
     def keys(self, args: list[bytes]) -> list[bytes]:
         return [args[i] for i in self.key_indexes(args) if i < len(args)]
@@ -100,12 +111,12 @@ def _categories(flags: frozenset[str], group: str, extra: str = "") -> tuple[str
 
 def _make(name: str, handler, arity: int, flags: str, keys: tuple[int, int, int],
           group: str, summary: str, since: str, complexity: str, parent=None, tips: str = "",
-          acl: str = "") -> Command:
+          acl: str = "", numkeys: int = 0) -> Command:
     fl = frozenset(flags.split())
     first, last, step = keys
     return Command(
         name=name.lower(), handler=handler, arity=arity, flags=fl,
-        first_key=first, last_key=last, key_step=step, group=group, summary=summary,
+        first_key=first, last_key=last, key_step=step, numkeys_at=numkeys, group=group, summary=summary,
         since=since, complexity=complexity, acl_categories=_categories(fl, group, acl), parent=parent,
         tips=tuple(tips.split()),
         is_write="write" in fl, no_auth="no_auth" in fl, allow_loading="loading" in fl,
@@ -122,12 +133,13 @@ def _register(table: dict[bytes, Command], cmd: Command) -> None:
 
 def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0), *,
             group: str = "generic", summary: str = "", since: str = "1.0.0", complexity: str = "",
-            tips: str = "", acl: str = ""):
-    """Register a top-level command handler."""
+            tips: str = "", acl: str = "", numkeys: int = 0):
+    """Register a top-level command handler. ``numkeys`` is the position of
+    a "numkeys" argument followed by that many keys (ZUNION, LMPOP, ...)."""
 
     def deco(fn):
         _register(COMMANDS, _make(name, fn, arity, flags, keys, group, summary, since, complexity,
-                                  tips=tips, acl=acl))
+                                  tips=tips, acl=acl, numkeys=numkeys))
         return fn
 
     return deco

@@ -583,7 +583,7 @@ def mpop_reply(s: Session, key: bytes, pairs) -> list:
     return [key, [[m, score_reply(s, sc)] for sc, m in pairs]]
 
 
-@command("zmpop", -4, "write movablekeys", (0, 0, 0), group="sorted-set", since="7.0.0",
+@command("zmpop", -4, "write movablekeys", (0, 0, 0), group="sorted-set", since="7.0.0", numkeys=1,
          summary="Remove and return members with scores in a sorted set",
          complexity="O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of "
                     "elements in the sorted set, and M being the number of elements popped.")
@@ -712,13 +712,13 @@ _SETOP_COMPLEXITY = ("O(N)+O(M*log(M)) with N being the sum of the sizes of the 
                      "and M being the number of elements in the resulting sorted set.")
 
 
-@command("zunion", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0",
+@command("zunion", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0", numkeys=1,
          summary="Add multiple sorted sets", complexity=_SETOP_COMPLEXITY)
 def zunion(s: Session, args: list[bytes]):
     return _setop(s, args, 1, None, UNION)
 
 
-@command("zinter", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0",
+@command("zinter", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0", numkeys=1,
          summary="Intersect multiple sorted sets",
          complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being "
                     "the number of input sorted sets and M being the number of elements in the "
@@ -727,7 +727,7 @@ def zinter(s: Session, args: list[bytes]):
     return _setop(s, args, 1, None, INTER)
 
 
-@command("zdiff", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0",
+@command("zdiff", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="6.2.0", numkeys=1,
          summary="Subtract multiple sorted sets",
          complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the "
                     "sets, N is the size of the first set, and K is the size of the result set.")
@@ -735,14 +735,14 @@ def zdiff(s: Session, args: list[bytes]):
     return _setop(s, args, 1, None, DIFF)
 
 
-@command("zunionstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="2.0.0",
+@command("zunionstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="2.0.0", numkeys=2,
          summary="Add multiple sorted sets and store the resulting sorted set in a new key",
          complexity=_SETOP_COMPLEXITY)
 def zunionstore(s: Session, args: list[bytes]):
     return _setop(s, args, 2, args[1], UNION)
 
 
-@command("zinterstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="2.0.0",
+@command("zinterstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="2.0.0", numkeys=2,
          summary="Intersect multiple sorted sets and store the resulting sorted set in a new key",
          complexity="O(N*K)+O(M*log(M)) worst case with N being the smallest input sorted set, K being "
                     "the number of input sorted sets and M being the number of elements in the "
@@ -751,7 +751,7 @@ def zinterstore(s: Session, args: list[bytes]):
     return _setop(s, args, 2, args[1], INTER)
 
 
-@command("zdiffstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="6.2.0",
+@command("zdiffstore", -4, "write denyoom movablekeys", (1, 1, 1), group="sorted-set", since="6.2.0", numkeys=2,
          summary="Subtract multiple sorted sets and store the resulting sorted set in a new key",
          complexity="O(L + (N-K)log(N)) worst case where L is the total number of elements in all the "
                     "sets, N is the size of the first set, and K is the size of the result set.")
@@ -759,7 +759,7 @@ def zdiffstore(s: Session, args: list[bytes]):
     return _setop(s, args, 2, args[1], DIFF)
 
 
-@command("zintercard", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="7.0.0",
+@command("zintercard", -3, "readonly movablekeys", (0, 0, 0), group="sorted-set", since="7.0.0", numkeys=1,
          summary="Intersect multiple sorted sets and return the cardinality of the result",
          complexity="O(N*K) worst case with N being the smallest input sorted set, K being the number "
                     "of input sorted sets.")
