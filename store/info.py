@@ -144,8 +144,8 @@ def _clients(srv: "Server") -> list[tuple[str, object]]:
 
 
 def _memory(srv: "Server") -> list[tuple[str, object]]:
-    rss = _rss_bytes()
-    peak = max(_peak_rss_bytes(), rss)
+    rss = rss_bytes()
+    peak = max(peak_rss_bytes(), rss)
     fields: list[tuple[str, object]] = [
         ("used_memory", rss),
         ("used_memory_human", human_bytes(rss)),
@@ -166,15 +166,15 @@ def _memory(srv: "Server") -> list[tuple[str, object]]:
     return fields
 
 
-def _rss_bytes() -> int:
+def rss_bytes() -> int:
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
     except (OSError, ValueError, IndexError):
-        return _peak_rss_bytes()
+        return peak_rss_bytes()
 
 
-def _peak_rss_bytes() -> int:
+def peak_rss_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
 

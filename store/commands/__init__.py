@@ -13,13 +13,15 @@ Module map:
 - ``hashes``     HSET, HGET, HINCRBYFLOAT, HRANDFIELD, HSCAN, ...
 - ``sets``       SADD, SPOP, SINTER, SUNIONSTORE, SSCAN, ... (+ the scan helpers HSCAN uses)
 - ``lists``      LPUSH, LPOP, LRANGE, LPOS, LMOVE, LMPOP, ... (+ pop helpers for the blocking family)
+- ``misc``       SWAPDB, WAIT, MEMORY USAGE/STATS/DOCTOR/... (server commands of no data type)
 
 Importing this package registers every command and applier.
 """
 
 import importlib
 
-for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists"):
+for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists",
+              "misc"):
     try:
         importlib.import_module(f"{__name__}.{_name}")
     except ModuleNotFoundError as exc:  # a group not written yet

@@ -42,7 +42,7 @@ class HashValue(dict):
 #: Redis 7.0 keeps a hash this small, with fields and values this short, as a
 #: listpack (hash-max-listpack-entries/-value) and HSCAN returns it in one
 #: call; Fjord returns any hash of up to LISTPACK_ENTRIES fields in one call
-LISTPACK_ENTRIES = 128
+LISTPACK_ENTRIES = 512  # redis-server 7.0.15 default (redis.conf ships 128)
 LISTPACK_VALUE = 64
 #: HRANDFIELD with a negative count repeats fields; bound the reply size
 MAX_RANDOM_REPLY = 1 << 24
