@@ -33,7 +33,9 @@ class Session:
     __slots__ = (
         "server", "keyspace", "id", "db_index", "db", "resp3", "authenticated", "name",
         "lib_name", "lib_ver", "events", "addr", "laddr", "created", "last_active",
-        "last_cmd", "close_after_reply", "killed", "flags", "__weakref__",
+        "last_cmd", "close_after_reply", "killed", "flags", "pubsub", "__weakref__",
+        # MULTI/EXEC and WATCH (store/transactions.py)
+        "multi", "watching", "in_exec",
     )
 
     def __init__(self, server: "Server | None", keyspace: Keyspace, client_id: int = 0,
@@ -57,6 +59,15 @@ class Session:
         self.close_after_reply = False
         self.killed = False
         self.flags = "N"
+        #: ``store.pubsub.Subscriptions`` while subscribed to anything, else None
+        self.pubsub = None
+        #: the open MULTI's ``Transaction`` (None outside MULTI)
+        self.multi = None
+        #: this client's ``Watch`` (None when it watches nothing)
+        self.watching = None
+        #: True while EXEC runs the queued commands: blocking commands
+        #: answer at once, as if timed out (Redis never blocks inside EXEC)
+        self.in_exec = False
 
     # -------------------------------------------------------------- writing
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from .. import errors
+from .. import errors, transactions
 from ..resp import OK, PONG, Raw, ReplyError, RespMap, Verbatim
 from ..session import Session
 from .args import parse_int
@@ -53,6 +53,8 @@ def _password_required(s: Session) -> bool:
 def ping(s: Session, args: list[bytes]):
     if len(args) > 2:
         raise ReplyError(errors.wrong_arity("ping"))
+    if s.pubsub is not None and not s.resp3:  # a RESP2 subscriber gets it as a message-shaped array
+        return [b"pong", args[1] if len(args) == 2 else b""]
     return PONG if len(args) == 1 else args[1]
 
 
@@ -141,7 +143,10 @@ def quit_(s: Session, args: list[bytes]):
 def reset(s: Session, args: list[bytes]):
     """Back to a fresh connection's state: database 0, RESP2, no name, and
     unauthenticated if a password is set."""
+    transactions.discard(s)
     s.select(0)
+    if s.pubsub is not None and s.server is not None:
+        s.server.pubsub.drop(s)
     s.resp3 = False
     s.name = b""
     s.authenticated = not _password_required(s)
@@ -187,8 +192,8 @@ def client_info_line(conn, now: float, argv_mem: int = 0) -> str:
     qbuf_free = max(0, 20474 - qbuf)
     fields = (
         ("id", s.id), ("addr", s.addr), ("laddr", s.laddr), ("fd", fd), ("name", _text(s.name)),
-        ("age", int(now - s.created)), ("idle", int(now - s.last_active)), ("flags", s.flags),
-        ("db", s.db_index), ("sub", 0), ("psub", 0), ("ssub", 0), ("multi", -1),
+        ("age", int(now - s.created)), ("idle", int(now - s.last_active)), ("flags", transactions.client_flags(s)),
+        ("db", s.db_index), *_subscription_counts(s), ("multi", transactions.queued_count(s)),
         ("qbuf", qbuf), ("qbuf-free", qbuf_free), ("argv-mem", argv_mem), ("multi-mem", 0),
         ("rbs", 16384), ("rbp", 16384), ("obl", 0), ("oll", len(held)), ("omem", omem),
         ("tot-mem", 16384 + qbuf + qbuf_free + argv_mem + omem + 1024), ("events", "r"),
@@ -196,6 +201,13 @@ def client_info_line(conn, now: float, argv_mem: int = 0) -> str:
         ("lib-name", _text(s.lib_name)), ("lib-ver", _text(s.lib_ver)),
     )
     return " ".join(f"{k}={v}" for k, v in fields)
+
+
+def _subscription_counts(s: Session) -> tuple:
+    subs = s.pubsub
+    if subs is None:
+        return ("sub", 0), ("psub", 0), ("ssub", 0)
+    return ("sub", len(subs.channels)), ("psub", len(subs.patterns)), ("ssub", len(subs.shard_channels))
 
 
 def _text(b: bytes) -> str:
