@@ -21,6 +21,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .notify import EventFlags, parse_flags
+
 
 #: Redis's loglevel names mapped onto Python logging levels.
 LOG_LEVELS = {"debug": logging.DEBUG, "verbose": logging.INFO, "notice": logging.INFO,
@@ -88,6 +90,15 @@ def _one_of(*choices: str) -> Callable[[str], str]:
 _durability = _one_of("sync", "async")
 
 
+def _parse_notify_flags(v: str) -> EventFlags:
+    """``notify-keyspace-events``: Redis's class letters, kept as bits and
+    shown as Redis normalises them (``KEA`` reads back as ``AKE``)."""
+    try:
+        return EventFlags(parse_flags(v))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Setting:
     """One configuration setting."""
@@ -141,6 +152,9 @@ SETTINGS: list[Setting] = [
             mutable=True),
     Setting("timeout", 0, _parse_int, "close idle clients after this many seconds (0: never)", mutable=True,
             minimum=0, maximum=INT_MAX),
+    Setting("notify-keyspace-events", EventFlags(0), _parse_notify_flags,
+            "keyspace notifications to publish, as Redis's flags (K, E, g, $, l, s, h, z, x, e, t, m, d, n, A)",
+            mutable=True),
     Setting("log-segment-bytes", 64 * 1024 * 1024, _parse_memory, "roll to a new log segment at this size",
             minimum=4096, flag="--log-segment-bytes"),
     Setting("loglevel", "notice", _one_of("debug", "verbose", "notice", "warning"),

@@ -76,6 +76,10 @@ class Keyspace:
         self.dbs = [Db(i) for i in range(databases)]
         #: events applied since start (or the last rebuild)
         self.applied_events = 0
+        #: callables told of every applied event (WATCH, blocked clients,
+        #: notifications). Register one only while it has work, so the
+        #: common case costs a single truth test per event.
+        self.observers: list[Callable[[Event], None]] = []
 
     def apply(self, event: Event) -> None:
         try:
@@ -84,6 +88,9 @@ class Keyspace:
             raise ValueError(f"no applier for event type {event.type!r}") from None
         applier(self, event)
         self.applied_events += 1
+        if self.observers:
+            for observer in self.observers:
+                observer(event)
 
     def reset(self) -> None:
         """Drop all state (before a rebuild from the log)."""

@@ -16,6 +16,7 @@ handler returns      RESP2                RESP3
 ``RespMap``          flat array           map ``%``
 ``RespSet``          array                set ``~``
 ``Verbatim``         bulk string          verbatim ``=``
+``Push``             array                push ``>``
 ``bool``             integer 1/0          boolean ``#``
 ``Raw``              (bytes as given)     (bytes as given)
 ``ReplyError``       error ``-``          error ``-``
@@ -42,6 +43,10 @@ class RespSet(list):
 
 class Verbatim(bytes):
     """A verbatim text reply (INFO, CLIENT LIST in RESP3)."""
+
+
+class Push(list):
+    """An out-of-band message (pub/sub): a RESP3 push, a plain array in RESP2."""
 
 
 class Delayed:
@@ -148,6 +153,10 @@ def _encode(r, resp3: bool, out: list) -> None:
             _encode(v, resp3, out)
     elif t is RespSet:
         out.append((b"~%d\r\n" if resp3 else b"*%d\r\n") % len(r))
+        for x in r:
+            _encode(x, resp3, out)
+    elif t is Push:
+        out.append((b">%d\r\n" if resp3 else b"*%d\r\n") % len(r))
         for x in r:
             _encode(x, resp3, out)
     elif t is float:

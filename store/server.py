@@ -36,11 +36,14 @@ from streams.filelog import FileLog
 from streams.log import Log
 from streams.materializer import Materializer
 
-from . import errors
+from . import errors, transactions
 from .commands import table
 from .config import Config
 from .cursors import CursorTable
 from .keyspace import Keyspace
+from .notify import Notifier
+from .pubsub import PUBSUB_OUTPUT_LIMIT, SUBSCRIBER_COMMANDS, PubSub
+from .pubsub import context_error as pubsub_context_error
 from .request import ProtocolError, RequestReader
 from .resp import Delayed, ReplyError, encode, encode_error
 from .session import Session, now_ms
@@ -86,6 +89,8 @@ class Connection(asyncio.Protocol):
         self.blocked: deque[list[bytes]] | None = None
         self.blocked_bytes = 0
         self.unblock_timer: asyncio.TimerHandle | None = None
+        #: the replies of the read being executed (None between reads)
+        self.out: list[bytes] | None = None
 
     # ---------------------------------------------------------- lifecycle
 
@@ -114,6 +119,9 @@ class Connection(asyncio.Protocol):
         self._end_block()
         if self.session is not None:
             self.server.clients.pop(self.session.id, None)
+            transactions.forget(self.session)
+            if self.session.pubsub is not None:
+                self.server.pubsub.drop(self.session)
 
     def close(self) -> None:
         if not self.closed and self.transport is not None:
@@ -134,6 +142,7 @@ class Connection(asyncio.Protocol):
         requests.feed(data)
         execute = self.execute
         out: list[bytes] = []
+        self.out = out  # pub/sub messages to this client join its replies here (see push)
         try:
             while not (session.close_after_reply or self.closed):
                 batch = requests.read()
@@ -150,6 +159,7 @@ class Connection(asyncio.Protocol):
             if requests.buffered() > self.server.config["client-query-buffer-limit"]:
                 log.warning("closing client %s: query buffer over the limit", session.addr)
                 self._protocol_close()
+        self.out = None
         self._send(out)
         if session.close_after_reply and not self.held:
             self.close()
@@ -178,11 +188,17 @@ class Connection(asyncio.Protocol):
                 raise ReplyError(errors.LOADING)
             if cmd.is_write:
                 srv.check_writable()
+            if session.pubsub is not None and not session.resp3 and cmd.fullname not in SUBSCRIBER_COMMANDS:
+                raise ReplyError(pubsub_context_error(cmd.fullname))
             session.last_cmd = cmd.fullname
+            if session.multi is not None and cmd.name not in transactions.RUN_IN_MULTI:
+                return transactions.queue(session, cmd, args)
             reply = cmd.handler(session, args)
         except ReplyError as exc:
             reply = None
             data = encode_error(exc.message)
+            if session.multi is not None or args[0].lower() == b"exec":  # refused in MULTI, or EXEC refused
+                data = transactions.rejected(session, args, exc.message)
         except Exception as exc:  # a bug must cost one reply, not the server
             log.exception("command %r failed", args[0])
             reply = None
@@ -252,7 +268,9 @@ class Connection(asyncio.Protocol):
 
     # ---------------------------------------------------------- output
 
-    def _send(self, out: list[bytes]) -> None:
+    def _send(self, out: list[bytes], replies: int | None = None) -> None:
+        """Write ``out`` (``replies`` replies: len(out) unless given), or
+        hold it while records staged before it are not yet durable."""
         if self.blocked is not None:
             out = [r for r in out if r]  # a blocked or queued command's b""
         if not out:
@@ -261,11 +279,31 @@ class Connection(asyncio.Protocol):
         committer = self.server.committer
         if self.held or (committer is not None and committer.pending and self.server.sync_replies):
             seq = committer.staged
-            self.held.append((seq, data, len(out)))
-            self.server.stats.held_replies += len(out)
+            n = len(out) if replies is None else replies
+            self.held.append((seq, data, n))
+            self.server.stats.held_replies += n
             committer.wait(seq, self)
             return
         self._write(data)
+
+    def push(self, data: bytes) -> None:
+        """An out-of-band message (pub/sub): after the replies this client
+        is owed so far, held like them until what was staged is durable.
+        It counts as no reply, so if the log loses those records the
+        message is dropped rather than turned into an error (``on_lost``);
+        joined to the reply before it while the client runs commands."""
+        if self.closed:
+            return
+        out = self.out
+        if out:
+            out[-1] += data
+            return
+        if self.transport.get_write_buffer_size() > PUBSUB_OUTPUT_LIMIT:
+            log.warning("closing client %s: it reads its pub/sub messages too slowly", self.session.addr)
+            self.closed = True
+            self.transport.abort()  # unsent output is dropped, as Redis frees such a client
+            return
+        self._send([data], 0)
 
     def _write(self, data: bytes) -> None:
         if self.closed:
@@ -330,6 +368,11 @@ class Server:
         self.system = Session(self, self.keyspace, 0, "", "")
         #: SCAN-family cursor snapshots and RANDOMKEY samples (store/cursors.py)
         self.cursors = CursorTable()
+        #: channel and pattern subscriptions (store/pubsub.py); keyspace
+        #: notifications published from the events (store/notify.py)
+        self.pubsub = PubSub(self)
+        self.notifier = Notifier(self)
+        self.notifier.configure(config["notify-keyspace-events"])
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
@@ -347,6 +390,8 @@ class Server:
         events = session.events
         session.events = []
         self.committer.stage(encode_record(now_ms(), events))
+        if self.notifier.pending:  # after staging: subscribers get them once the record is durable
+            self.notifier.flush()
 
     def check_writable(self) -> None:
         """Refuse writes with -MISCONF for a while after a failed append (at

@@ -14,6 +14,8 @@ Module map:
 - ``sets``       SADD, SPOP, SINTER, SUNIONSTORE, SSCAN, ... (+ the scan helpers HSCAN uses)
 - ``lists``      LPUSH, LPOP, LRANGE, LPOS, LMOVE, LMPOP, ... (+ pop helpers for the blocking family)
 - ``misc``       SWAPDB, WAIT, MEMORY USAGE/STATS/DOCTOR/... (server commands of no data type)
+- ``pubsub``     SUBSCRIBE, PSUBSCRIBE, PUBLISH, PUBSUB ... (registry and delivery: store/pubsub.py)
+- ``transactions`` MULTI, EXEC, DISCARD, WATCH, UNWATCH (state in store/transactions.py)
 
 Importing this package registers every command and applier.
 """
@@ -21,7 +23,7 @@ Importing this package registers every command and applier.
 import importlib
 
 for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists",
-              "misc"):
+              "misc", "transactions", "pubsub"):
     try:
         importlib.import_module(f"{__name__}.{_name}")
     except ModuleNotFoundError as exc:  # a group not written yet

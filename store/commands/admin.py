@@ -209,6 +209,8 @@ def _apply_live(server, old: dict) -> None:
         log.warning("durability is now %s", cfg["durability"])
     if "loglevel" in old:
         logging.getLogger().setLevel(LOG_LEVELS[cfg["loglevel"]])
+    if "notify-keyspace-events" in old:
+        server.notifier.configure(cfg["notify-keyspace-events"])
 
 
 @subcommand(config, "resetstat", 2, "admin noscript loading stale",

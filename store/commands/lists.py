@@ -21,10 +21,11 @@ Events (Redis keyspace-notification names, effects only):
 - ``linsert`` {where: "before"|"after", pivot, element}: next to the first
   occurrence of ``pivot``. ``where`` is bytes in the event, as every string
   is once read back from the log.
-- LMOVE/RPOPLPUSH write ``lpop``/``rpop`` on the source then
-  ``lpush``/``rpush`` on the destination, as Redis notifies. When source and
-  destination are the same key the push is written first: popping the only
-  element first would delete the key (and its TTL), which Redis does not do.
+- LMOVE/RPOPLPUSH write ``lpush``/``rpush`` on the destination then
+  ``lpop``/``rpop`` on the source, the order Redis 7.0 notifies them in.
+  When source and destination are the same key this order also matters for
+  the state: popping the only element first would delete the key (and its
+  TTL), which Redis does not do.
 
 An applier that leaves a list empty deletes the key (Redis never keeps an
 empty list), so no separate ``del`` event is written for that. Appliers never
@@ -210,14 +211,10 @@ def move_element(s: Session, src: bytes, dst: bytes, from_left: bool, to_left: b
         return None
     lookup_list(s, dst, db)
     element = dq[0] if from_left else dq[-1]
-    pop = ("lpop" if from_left else "rpop", src, {"count": 1, "elements": [element]}, db.index)
-    push = ("lpush" if to_left else "rpush", dst, {"elements": [element]}, db.index)
-    if src == dst:  # push first, so a one-element list is never empty (see module doc)
-        s.emit(*push)
-        s.emit(*pop)
-    else:
-        s.emit(*pop)
-        s.emit(*push)
+    # Push first, as Redis notifies, and so a one-element list rotated onto
+    # itself is never empty (see the module doc).
+    s.emit("lpush" if to_left else "rpush", dst, {"elements": [element]}, db.index)
+    s.emit("lpop" if from_left else "rpop", src, {"count": 1, "elements": [element]}, db.index)
     return element
 
 

@@ -1,6 +1,7 @@
 """String commands (Redis's t_string.c) and the appliers of string events.
 
-Events: ``set`` {value, expire_at}, ``incrby``/``incrbyfloat`` {value: the
+Events: ``set`` {value, expire_at, keepttl: true when KEEPTTL kept the key's
+expire_at (keyspace notifications tell that from SET EX)}, ``incrby``/``incrbyfloat`` {value: the
 result}, ``append`` {value: the suffix}, ``setrange`` {offset, value}. Every
 expiry in an event is absolute unix milliseconds, never relative. GETDEL logs
 ``del``; GETEX logs ``expire`` {at}, ``persist``, or ``del`` when its EXAT/PXAT
@@ -149,6 +150,9 @@ def set_(s: Session, args: list[bytes]):
         return old if flags & GET else None
     if flags & KEEPTTL and old is not None:
         expire_at = s.db.expires.get(key)
+        if expire_at is not None:  # kept, not set: Redis notifies no "expire" for it
+            s.emit("set", key, {"value": value, "expire_at": expire_at, "keepttl": True})
+            return old if flags & GET else OK
     s.emit("set", key, {"value": value, "expire_at": expire_at})
     return old if flags & GET else OK
 

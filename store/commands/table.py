@@ -88,7 +88,9 @@ ACL_CATEGORIES = ("keyspace", "read", "write", "set", "sortedset", "list", "hash
                   "dangerous", "connection", "transaction", "scripting")
 #: The category a command group implies (Redis has none for "server").
 _GROUP_CATEGORY = {"generic": "keyspace", "keyspace": "keyspace", "sorted-set": "sortedset",
-                   "transactions": "transaction"}
+                   "transactions": "transaction",
+                   # @pubsub comes from the "pubsub" flag (PUBSUB HELP has none)
+                   "pubsub": ""}
 
 
 def _categories(flags: frozenset[str], group: str, extra: str = "") -> tuple[str, ...]:
