@@ -139,7 +139,7 @@ def _clients(srv: "Server") -> list[tuple[str, object]]:
     return [
         ("connected_clients", len(srv.clients)),
         ("maxclients", srv.config["maxclients"]),
-        ("blocked_clients", 0),
+        ("blocked_clients", srv.blocking.blocked_clients()),
     ]
 
 

@@ -89,7 +89,9 @@ class Keyspace:
         applier(self, event)
         self.applied_events += 1
         if self.observers:
-            for observer in self.observers:
+            # a copy: an observer may unregister itself (or another) as it
+            # runs, and the ones after it must still see the event
+            for observer in tuple(self.observers):
                 observer(event)
 
     def reset(self) -> None:

@@ -55,13 +55,15 @@ class Delayed:
     only after it, as Redis does with a blocked client (WAIT); a handler
     cannot sleep without stalling every client. Code running a command
     inside another (EXEC, scripts) takes ``reply`` at once: Redis does not
-    block there either."""
+    block there either. ``wait``: for a blocking pop, the keys it waits on
+    and how to serve it (``store.blocking.KeyWait``); None for WAIT."""
 
-    __slots__ = ("reply", "seconds")
+    __slots__ = ("reply", "seconds", "wait")
 
-    def __init__(self, reply, seconds: float | None):
+    def __init__(self, reply, seconds: float | None, wait=None):
         self.reply = reply
         self.seconds = seconds
+        self.wait = wait
 
 
 class _NullArray:

@@ -37,6 +37,7 @@ from streams.log import Log
 from streams.materializer import Materializer
 
 from . import errors, transactions
+from .blocking import Blocking
 from .commands import table
 from .config import Config
 from .cursors import CursorTable
@@ -207,6 +208,8 @@ class Connection(asyncio.Protocol):
             data = None
         if session.events:
             srv.commit(session)
+            if srv.blocking.ready:  # keys this command filled: serve their waiters now
+                srv.blocking.serve()
         if data is not None:
             return data
         t = type(reply)
@@ -231,6 +234,7 @@ class Connection(asyncio.Protocol):
         if delayed.seconds is not None:
             self.unblock_timer = asyncio.get_running_loop().call_later(
                 delayed.seconds, self.unblock, delayed.reply)
+        self.server.blocking.block(self, delayed)  # store/blocking.py: wait lists, INFO, CLIENT UNBLOCK
         return b""
 
     def _queue(self, args: list[bytes]) -> bytes:
@@ -244,6 +248,7 @@ class Connection(asyncio.Protocol):
     def _end_block(self) -> deque | None:
         """Leave the blocked state; returns the requests queued in it."""
         queued, self.blocked = self.blocked, None
+        self.server.blocking.discard(self)
         if self.unblock_timer is not None:
             self.unblock_timer.cancel()
             self.unblock_timer = None
@@ -368,6 +373,8 @@ class Server:
         self.system = Session(self, self.keyspace, 0, "", "")
         #: SCAN-family cursor snapshots and RANDOMKEY samples (store/cursors.py)
         self.cursors = CursorTable()
+        #: clients blocked (WAIT, BLPOP...) and the keys they wait on (store/blocking.py)
+        self.blocking = Blocking(self)
         #: channel and pattern subscriptions (store/pubsub.py); keyspace
         #: notifications published from the events (store/notify.py)
         self.pubsub = PubSub(self)

@@ -16,6 +16,7 @@ Module map:
 - ``misc``       SWAPDB, WAIT, MEMORY USAGE/STATS/DOCTOR/... (server commands of no data type)
 - ``pubsub``     SUBSCRIBE, PSUBSCRIBE, PUBLISH, PUBSUB ... (registry and delivery: store/pubsub.py)
 - ``transactions`` MULTI, EXEC, DISCARD, WATCH, UNWATCH (state in store/transactions.py)
+- ``blocking``   BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZMPOP, ... (wait lists in store/blocking.py)
 
 Importing this package registers every command and applier.
 """
@@ -23,7 +24,7 @@ Importing this package registers every command and applier.
 import importlib
 
 for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists",
-              "misc", "transactions", "pubsub"):
+              "misc", "transactions", "pubsub", "blocking"):
     try:
         importlib.import_module(f"{__name__}.{_name}")
     except ModuleNotFoundError as exc:  # a group not written yet

@@ -374,6 +374,26 @@ def client_kill(s: Session, args: list[bytes]):
     return killed
 
 
+@subcommand(client, "unblock", -3, "admin noscript loading stale", since="5.0.0",
+            complexity="O(log N) where N is the number of client connections",
+            summary="Unblock a client blocked in a blocking command from a different connection")
+def client_unblock(s: Session, args: list[bytes]):
+    """1 if the client was blocked (BLPOP..., WAIT) and now answers as if
+    timed out, or with -UNBLOCKED for ERROR; else 0 (store/blocking.py)."""
+    if len(args) > 4:
+        raise ReplyError(f"ERR unknown subcommand or wrong number of arguments for "
+                         f"'{args[1].decode('utf-8', 'surrogateescape')}'. Try CLIENT HELP.")
+    error = False
+    if len(args) == 4:
+        reason = args[3].lower()
+        if reason == b"error":
+            error = True
+        elif reason != b"timeout":
+            raise ReplyError(errors.UNBLOCK_REASON)
+    conn = s.server.clients.get(parse_int(args[2])) if s.server is not None else None
+    return int(conn is not None and s.server.blocking.unblock(conn, error))
+
+
 @subcommand(client, "no-evict", 3, "admin noscript loading stale", since="7.0.0", complexity="O(1)",
             summary="Set client eviction mode for the current connection")
 def client_no_evict(s: Session, args: list[bytes]):
@@ -421,6 +441,8 @@ _CLIENT_HELP = [
     "    Set client meta attr. Options are:",
     "    * LIB-NAME: the client lib name.",
     "    * LIB-VER: the client lib version.",
+    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+    "    Unblock the specified blocked client.",
     "NO-EVICT (ON|OFF)",
     "    Protect current client connection from eviction.",
     "HELP",
