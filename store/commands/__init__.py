@@ -21,12 +21,18 @@ Module map:
 Importing this package registers every command and applier.
 """
 
-import importlib
-
-for _name in ("strings", "keys", "connection", "admin", "introspection", "zsets", "hashes", "sets", "lists",
-              "misc", "transactions", "pubsub", "blocking"):
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:  # a group not written yet
-        if exc.name != f"{__name__}.{_name}":
-            raise
+from . import (  # noqa: F401 - importing registers the commands and appliers
+    admin,
+    blocking,
+    connection,
+    hashes,
+    introspection,
+    keys,
+    lists,
+    misc,
+    pubsub,
+    sets,
+    strings,
+    transactions,
+    zsets,
+)
