@@ -241,14 +241,11 @@ CHECK_MAX = 1024 * 1024
 #: whole list when it reads the header (gigabytes for ``*2147483647``, which
 #: Redis accepts), so input holding one goes to the Python parser. One
 #: literal-prefixed pattern per type byte: each is a fast scan in C.
-_BIG_AGGREGATES = tuple((c, re.compile(re.escape(c) + rb"[1-9][0-9]{7}")) for c in (b"*", b"%", b"~", b">", b"|"))
+_BIG_AGGREGATE = re.compile(rb"[*%~>|][1-9][0-9]{7}")
 
 
 def _big_aggregate(data: bytes) -> bool:
-    for c, pattern in _BIG_AGGREGATES:
-        if c in data and pattern.search(data):
-            return True
-    return False
+    return _BIG_AGGREGATE.search(data) is not None
 
 
 class RequestReader:
@@ -289,8 +286,12 @@ class RequestReader:
         self.checked = False  # the request arriving needs no more checking
         self.slow: RequestParser | None = None  # set while the Python parser reads
         self.tail = b""  # the end of the last read, for headers split across reads
+        #: False once ``read`` has handed out everything the bytes fed so far
+        #: complete (so the caller need not call it again until ``feed``)
+        self.more = True
 
     def feed(self, data: bytes) -> None:
+        self.more = True
         if self.slow is None and not self.partial and self.fresh is None and data[0] != 0x2A:
             self.slow = RequestParser(self.max_bulk)  # not '*' first: an inline request
         if self.slow is not None:
@@ -336,6 +337,8 @@ class RequestReader:
                     args = self._incomplete()
                     if args is not None:
                         append(args)
+                    elif self.slow is None and self.error is None:
+                        self.more = False
                     return out
                 if type(args) is list:
                     for a in args:
@@ -355,6 +358,8 @@ class RequestReader:
                     returned.append(args)
                 else:  # a request boundary
                     self._boundary()
+                    if self.error is None:
+                        self.more = False
                     return out
         except ProtocolError as exc:
             if not out:
@@ -400,7 +405,8 @@ class RequestReader:
     def _take(self, data: bytes) -> None:
         """Keep ``data`` aside and give it to hiredis (or, if it may hold an
         aggregate header too big for hiredis, to the Python parser)."""
-        if not self.partial:  # at a request boundary: keep the bytes from here
+        continued = self.partial  # a header may straddle only into a continued request
+        if not continued:  # at a request boundary: keep the bytes from here
             self.kept = [data]
             self.kept_len = len(data)
             self.returned = []
@@ -415,7 +421,8 @@ class RequestReader:
             self.shadow.feed(data)
         tail = self.tail  # the stream's last 8 bytes, however small the reads
         self.tail = data[-8:] if len(data) >= 8 else (tail + data)[-8:]
-        if (_big_aggregate(data) or (tail and _big_aggregate(tail + data[:8]))) and self._go_slow():
+        if (_big_aggregate(data) or (continued and tail and _big_aggregate(tail + data[:8]))) \
+                and self._go_slow():
             return
         self.hiredis.feed(data)
         self.partial = True

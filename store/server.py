@@ -46,7 +46,7 @@ from .notify import Notifier
 from .pubsub import PUBSUB_OUTPUT_LIMIT, SUBSCRIBER_COMMANDS, PubSub
 from .pubsub import context_error as pubsub_context_error
 from .request import ProtocolError, RequestReader
-from .resp import Delayed, ReplyError, encode, encode_error
+from .resp import Delayed, Raw, ReplyError, encode, encode_error
 from .session import Session, now_ms
 
 log = logging.getLogger("fjord.server")
@@ -153,11 +153,14 @@ class Connection(asyncio.Protocol):
                     out.append(execute(args))
                     if session.close_after_reply or self.closed:
                         break
+                if not requests.more:
+                    break
         except ProtocolError as exc:
             out.append(exc.reply())
             self._protocol_close()
         else:
-            if requests.buffered() > self.server.config["client-query-buffer-limit"]:
+            if (requests.partial or requests.slow is not None) and \
+                    requests.buffered() > self.server.config["client-query-buffer-limit"]:
                 log.warning("closing client %s: query buffer over the limit", session.addr)
                 self._protocol_close()
         self.out = None
@@ -187,7 +190,7 @@ class Connection(asyncio.Protocol):
                 raise ReplyError(errors.NOAUTH)
             if srv.loading and not cmd.allow_loading:
                 raise ReplyError(errors.LOADING)
-            if cmd.is_write:
+            if cmd.is_write and srv.write_error is not None:
                 srv.check_writable()
             if session.pubsub is not None and not session.resp3 and cmd.fullname not in SUBSCRIBER_COMMANDS:
                 raise ReplyError(pubsub_context_error(cmd.fullname))
@@ -215,6 +218,8 @@ class Connection(asyncio.Protocol):
         t = type(reply)
         if t is bytes:
             return b"$%d\r\n%s\r\n" % (len(reply), reply)
+        if t is Raw:
+            return reply
         if t is Delayed:
             return self._block(reply)
         return encode(reply, session.resp3)
@@ -282,7 +287,7 @@ class Connection(asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         committer = self.server.committer
-        if self.held or (committer is not None and committer.pending and self.server.sync_replies):
+        if self.held or (committer is not None and committer.sync and committer.pending):
             seq = committer.staged
             n = len(out) if replies is None else replies
             self.held.append((seq, data, n))

@@ -25,6 +25,9 @@ from .log import Log, LogWriteError
 
 log = logging.getLogger("fjord.commit")
 
+#: With ``sync=False``, how long staged records gather before one append.
+ASYNC_GATHER_SECONDS = 0.002
+
 
 class DurabilityWaiter(Protocol):
     def on_durable(self, seq: int) -> None: ...
@@ -93,7 +96,13 @@ class GroupCommitter:
         self.staged += 1
         if not self._scheduled and not self._inflight:
             self._scheduled = True
-            self._loop.call_soon(self._flush)
+            if self.sync:
+                self._loop.call_soon(self._flush)
+            else:
+                # Nobody waits for these records, so gather a few passes'
+                # worth: each append is a hand-off to the I/O thread, which
+                # costs more than the write itself for small batches.
+                self._loop.call_later(ASYNC_GATHER_SECONDS, self._flush)
         return self.staged
 
     def wait(self, seq: int, waiter: DurabilityWaiter) -> None:
@@ -137,8 +146,11 @@ class GroupCommitter:
         self.durable += n
         # Start the next batch before running callbacks, so a failing
         # callback cannot stall the write path.
-        if self._pending:
+        if self._pending and self.sync:
             self._flush()
+        elif self._pending and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_later(ASYNC_GATHER_SECONDS, self._flush)
         waiters, durable = self._waiters, self.durable
         while waiters and waiters[0][0] <= durable:
             waiter = waiters.popleft()[1]

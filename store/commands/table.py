@@ -54,9 +54,9 @@ class Command:
     no_auth: bool = False
     allow_loading: bool = False
 
-    @property
-    def fullname(self) -> str:
-        return f"{self.parent.name}|{self.name}" if self.parent else self.name
+    def __post_init__(self) -> None:
+        #: "client|kill" for subcommands; computed once, read on every call
+        self.fullname = f"{self.parent.name}|{self.name}" if self.parent else self.name
 
     def arity_ok(self, n: int) -> bool:
         a = self.arity
