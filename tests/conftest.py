@@ -200,6 +200,16 @@ class Differ:
         assert got == want, f"{args!r}: fjord {got!r} != redis {want!r}"
         return got
 
+    def run_all(self, *commands) -> None:
+        """Run each command (a tuple of arguments) on both; all must match."""
+        for cmd in commands:
+            self(*cmd)
+
+    def resp3(self) -> None:
+        """Switch both connections to RESP3 (HELLO 3 answers a map on both)."""
+        got, want = self.both("HELLO", "3")
+        assert want.startswith(b"%") and got.startswith(b"%"), (got, want)
+
     def both(self, *args) -> tuple[bytes, bytes]:
         """Run on both without asserting (for replies that differ by design)."""
         return self.f.call(*args), self.r.call(*args)

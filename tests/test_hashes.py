@@ -10,48 +10,22 @@ check the recorded effects, and a SIGKILL + replay must bring every hash back.
 
 from __future__ import annotations
 
-import os
 import platform
 import random
 
 import pytest
 
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_events
 
 X86_64 = platform.machine() in ("x86_64", "AMD64")
 OK = b"+OK\r\n"
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 
 
-def run_all(diff, *commands):
-    for cmd in commands:
-        diff(*cmd)
 
 
-def logged_events(data_dir: str) -> list:
-    """Every event in the log under ``data_dir``, decoded as an outside reader would."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            out.extend(decode_record(offset, payload).events)
-    return out
 
 
-def resp3(diff) -> None:
-    """Switch both connections to RESP3, or skip when Fjord has no HELLO yet."""
-    got, want = diff.both("HELLO", "3")
-    if got.startswith(b"-"):
-        pytest.skip(f"Fjord has no HELLO 3 yet: {got!r}")
-    assert want.startswith(b"%")
 
 
 # ------------------------------------------------------------------ HSET family
@@ -63,7 +37,7 @@ def test_hset_counts_new_fields_and_keeps_insertion_order(diff):
     assert diff("HSET", "h", "d", "1", "d", "2") == b":1\r\n"  # a field twice counts once, last wins
     assert diff("HGETALL", "h") == (b"*8\r\n$1\r\na\r\n$1\r\n3\r\n$1\r\nb\r\n$1\r\n2\r\n"
                                     b"$1\r\nc\r\n$1\r\n4\r\n$1\r\nd\r\n$1\r\n2\r\n")
-    run_all(diff, ("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"), ("HGET", "h", "a"), ("HGET", "h", "zz"),
+    diff.run_all(("HKEYS", "h"), ("HVALS", "h"), ("HLEN", "h"), ("HGET", "h", "a"), ("HGET", "h", "zz"),
             ("HGET", "nokey", "a"), ("HMGET", "h", "a", "zz", "d", "a"), ("HMGET", "nokey", "a", "b"),
             ("HEXISTS", "h", "a"), ("HEXISTS", "h", "zz"), ("HEXISTS", "nokey", "a"),
             ("HSTRLEN", "h", "a"), ("HSTRLEN", "h", "zz"), ("HSTRLEN", "nokey", "a"),
@@ -75,13 +49,13 @@ def test_hmset_and_hsetnx(diff):
     assert diff("HSETNX", "h", "a", "9") == b":0\r\n"
     assert diff("HSETNX", "h", "z", "9") == b":1\r\n"
     assert diff("HSETNX", "new", "f", "v") == b":1\r\n"
-    run_all(diff, ("HGETALL", "h"), ("HGETALL", "new"))
+    diff.run_all(("HGETALL", "h"), ("HGETALL", "new"))
 
 
 def test_binary_and_empty_fields_and_values(diff):
     binary = bytes(range(0, 256, 5))  # short enough to stay a listpack (ordered) in Redis
     diff("HSET", "h", binary, b"", b"", binary, b"\x00", b"\xff\xfe")
-    run_all(diff, ("HGETALL", "h"), ("HGET", "h", binary), ("HGET", "h", b""), ("HSTRLEN", "h", b""),
+    diff.run_all(("HGETALL", "h"), ("HGET", "h", binary), ("HGET", "h", b""), ("HSTRLEN", "h", b""),
             ("HEXISTS", "h", b""), ("HDEL", "h", b""), ("HGETALL", "h"))
 
 
@@ -89,12 +63,12 @@ def test_hdel_counts_removed_fields_and_deletes_an_emptied_hash(diff):
     diff("HSET", "h", "a", "1", "b", "2", "c", "3")
     assert diff("HDEL", "h", "a", "a", "zz") == b":1\r\n"
     assert diff("HDEL", "nokey", "a") == b":0\r\n"
-    run_all(diff, ("HGETALL", "h"), ("EXISTS", "h"))
+    diff.run_all(("HGETALL", "h"), ("EXISTS", "h"))
     assert diff("HDEL", "h", "b", "c") == b":2\r\n"
     assert diff("EXISTS", "h") == b":0\r\n"
     assert diff("TYPE", "h") == b"+none\r\n"
     assert diff("HSET", "h", "x", "1") == b":1\r\n"  # a fresh hash, no leftovers
-    run_all(diff, ("HGETALL", "h"), ("TYPE", "h"), ("OBJECT", "ENCODING", "h"))
+    diff.run_all(("HGETALL", "h"), ("TYPE", "h"), ("OBJECT", "ENCODING", "h"))
 
 
 def test_an_emptied_hash_loses_its_ttl(diff, r):
@@ -107,7 +81,7 @@ def test_an_emptied_hash_loses_its_ttl(diff, r):
 
 def test_copy_rename_move_keep_hashes_independent(diff):
     diff("HSET", "h", "a", "1", "b", "2")
-    run_all(diff, ("COPY", "h", "h2"), ("HSET", "h2", "c", "3"), ("HGETALL", "h"), ("HGETALL", "h2"),
+    diff.run_all(("COPY", "h", "h2"), ("HSET", "h2", "c", "3"), ("HGETALL", "h"), ("HGETALL", "h2"),
             ("RENAME", "h2", "h3"), ("HGETALL", "h3"), ("MOVE", "h3", "1"), ("EXISTS", "h3"),
             ("SELECT", "1"), ("HGETALL", "h3"), ("OBJECT", "ENCODING", "h3"), ("SELECT", "0"))
 
@@ -153,7 +127,7 @@ def test_string_commands_refuse_a_hash(diff):
 
 
 def test_hincrby(diff):
-    run_all(diff, ("HINCRBY", "h", "n", "5"), ("HINCRBY", "h", "n", "-12"), ("HINCRBY", "h", "n", "0"),
+    diff.run_all(("HINCRBY", "h", "n", "5"), ("HINCRBY", "h", "n", "-12"), ("HINCRBY", "h", "n", "0"),
             ("HINCRBY", "new", "n", "1"), ("HGETALL", "h"), ("HGETALL", "new"))
 
 
@@ -299,13 +273,13 @@ def test_hscan_returns_fields_present_throughout_despite_changes(r):
 
 
 def test_resp3_reply_shapes_match_redis(diff):
-    resp3(diff)
+    diff.resp3()
     diff("HSET", "h", "a", "1", "b", "2")
     assert diff("HGETALL", "h") == b"%2\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"
     assert diff("HGETALL", "nokey") == b"%0\r\n"
     assert diff("HRANDFIELD", "h", "5", "WITHVALUES") == (
         b"*2\r\n*2\r\n$1\r\na\r\n$1\r\n1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n")
-    run_all(diff, ("HKEYS", "h"), ("HVALS", "h"), ("HMGET", "h", "a", "x"), ("HRANDFIELD", "nokey"),
+    diff.run_all(("HKEYS", "h"), ("HVALS", "h"), ("HMGET", "h", "a", "x"), ("HRANDFIELD", "nokey"),
             ("HRANDFIELD", "h", "0", "WITHVALUES"), ("HRANDFIELD", "nokey", "2", "WITHVALUES"),
             ("HRANDFIELD", "h", "5"), ("HSCAN", "h", "0"), ("HINCRBYFLOAT", "h", "f", "1.5"),
             ("HEXISTS", "h", "a"))

@@ -10,7 +10,6 @@ through a restart.
 
 from __future__ import annotations
 
-import os
 import random
 import time
 
@@ -19,28 +18,11 @@ import redis
 
 from store.cursors import CursorTable, parse_cursor
 from store.resp import ReplyError
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_events
 
 # ---------------------------------------------------------------- helpers
 
 
-def logged_events(data_dir: str) -> list:
-    """Every event in the log under ``data_dir``, in log order, read from the
-    segment files as an outside consumer would (a torn tail ends the read)."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            out.extend(decode_record(offset, payload).events)
-    return out
 
 
 def integer(reply: bytes) -> int:

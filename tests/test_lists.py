@@ -8,18 +8,13 @@ and a SIGKILL + replay must bring every list back identical.
 
 from __future__ import annotations
 
-import os
 
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_events
 
 OK = b"+OK\r\n"
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 
 
-def run_all(diff, *commands):
-    for cmd in commands:
-        diff(*cmd)
 
 
 def fill(diff, key, *elements):
@@ -27,21 +22,6 @@ def fill(diff, key, *elements):
     diff("RPUSH", key, *elements)
 
 
-def logged_events(data_dir: str) -> list:
-    """Every event in the log under ``data_dir``, decoded as an outside reader would."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            out.extend(decode_record(offset, payload).events)
-    return out
 
 
 # ------------------------------------------------------------------ pushes and pops
@@ -50,25 +30,25 @@ def logged_events(data_dir: str) -> list:
 def test_push_and_pop_both_ends(diff):
     assert diff("LPUSH", "l", "a", "b", "c") == b":3\r\n"
     assert diff("RPUSH", "l", "x", "y") == b":5\r\n"
-    run_all(diff, ("LRANGE", "l", "0", "-1"), ("LLEN", "l"), ("LPOP", "l"), ("RPOP", "l"),
+    diff.run_all(("LRANGE", "l", "0", "-1"), ("LLEN", "l"), ("LPOP", "l"), ("RPOP", "l"),
             ("LRANGE", "l", "0", "-1"), ("LPUSHX", "l", "p", "q"), ("RPUSHX", "l", "r"),
             ("LPUSHX", "nokey", "a"), ("RPUSHX", "nokey", "a"), ("EXISTS", "nokey"),
             ("LRANGE", "l", "0", "-1"), ("LPOP", "nokey"), ("RPOP", "nokey"), ("LLEN", "nokey"),
             ("TYPE", "l"), ("OBJECT", "ENCODING", "l"))
     # binary-safe elements, including empty ones
-    run_all(diff, ("RPUSH", "b", b"\x00\xff", b"", b"\r\n"), ("LRANGE", "b", "0", "-1"))
+    diff.run_all(("RPUSH", "b", b"\x00\xff", b"", b"\r\n"), ("LRANGE", "b", "0", "-1"))
 
 
 def test_pop_with_count(diff):
     fill(diff, "l", "a", "b", "c", "d", "e")
-    run_all(diff, ("LPOP", "l", "0"), ("LPOP", "l", "2"), ("RPOP", "l", "2"), ("LRANGE", "l", "0", "-1"),
+    diff.run_all(("LPOP", "l", "0"), ("LPOP", "l", "2"), ("RPOP", "l", "2"), ("LRANGE", "l", "0", "-1"),
             ("LPOP", "l", "-1"), ("LPOP", "l", "x"), ("LPOP", "l", "01"), ("RPOP", "l", "1.5"),
             ("LPOP", "l", "99999999999999999999"),
             ("LPOP", "nokey", "2"), ("LPOP", "nokey", "0"), ("RPOP", "nokey", "-1"),
             ("LPOP", "l", "1", "2"), ("RPOP", "l", "1", "2"),
             ("LPOP", "l", "9223372036854775807"), ("EXISTS", "l"))
     fill(diff, "l", "a", "b", "c")
-    run_all(diff, ("RPOP", "l", "5"), ("EXISTS", "l"))
+    diff.run_all(("RPOP", "l", "5"), ("EXISTS", "l"))
     assert diff("LPOP", "nokey", "3") == b"*-1\r\n"
 
 
@@ -83,7 +63,7 @@ def test_lrange_and_lindex_index_grid(diff):
         for stop in points:
             diff("LRANGE", "l", start, stop)
         diff("LINDEX", "l", start)
-    run_all(diff, ("LRANGE", "l", "x", "1"), ("LRANGE", "l", "0", "1.0"), ("LRANGE", "nokey", "a", "b"),
+    diff.run_all(("LRANGE", "l", "x", "1"), ("LRANGE", "l", "0", "1.0"), ("LRANGE", "nokey", "a", "b"),
             ("LRANGE", "nokey", "0", "-1"), ("LINDEX", "l", "x"), ("LINDEX", "nokey", "x"),
             ("LINDEX", "nokey", "0"), ("LINDEX", "l", "01"))
 
@@ -96,7 +76,7 @@ def test_lrange_of_a_long_list_from_both_ends(diff):
 
 def test_lpos(diff):
     fill(diff, "l", "a", "b", "c", "a", "b", "c", "a")
-    run_all(diff, ("LPOS", "l", "a"), ("LPOS", "l", "c"), ("LPOS", "l", "zz"), ("LPOS", "nokey", "a"),
+    diff.run_all(("LPOS", "l", "a"), ("LPOS", "l", "c"), ("LPOS", "l", "zz"), ("LPOS", "nokey", "a"),
             ("LPOS", "nokey", "a", "COUNT", "2"), ("LPOS", "l", "zz", "COUNT", "0"))
     for rank in ["1", "2", "3", "4", "-1", "-2", "-3", "-4", "9223372036854775807", "-9223372036854775808"]:
         diff("LPOS", "l", "a", "RANK", rank)
@@ -104,7 +84,7 @@ def test_lpos(diff):
             diff("LPOS", "l", "a", "RANK", rank, "COUNT", count)
             for maxlen in ["0", "1", "4", "7", "100"]:
                 diff("LPOS", "l", "a", "rank", rank, "count", count, "maxlen", maxlen)
-    run_all(diff, ("LPOS", "l", "a", "MAXLEN", "3"), ("LPOS", "l", "a", "COUNT", "1", "COUNT", "2"),
+    diff.run_all(("LPOS", "l", "a", "MAXLEN", "3"), ("LPOS", "l", "a", "COUNT", "1", "COUNT", "2"),
             ("LPOS", "l", "a", "RANK", "1", "RANK", "-1"))
 
 
@@ -112,7 +92,7 @@ def test_lpos_errors(diff):
     fill(diff, "l", "a", "b")
     diff("SET", "str", "v")
     for key in ("l", "nokey", "str"):
-        run_all(diff, ("LPOS", key, "a", "RANK", "0"), ("LPOS", key, "a", "RANK", "x"),
+        diff.run_all(("LPOS", key, "a", "RANK", "0"), ("LPOS", key, "a", "RANK", "x"),
                 ("LPOS", key, "a", "COUNT", "-1"), ("LPOS", key, "a", "COUNT", "x"),
                 ("LPOS", key, "a", "MAXLEN", "-1"), ("LPOS", key, "a", "MAXLEN", "99999999999999999999"),
                 ("LPOS", key, "a", "FOO"), ("LPOS", key, "a", "FOO", "1"), ("LPOS", key, "a", "COUNT"),
@@ -127,7 +107,7 @@ def test_lpos_errors(diff):
 def test_lset(diff):
     fill(diff, "l", "a", "b", "c")
     diff("SET", "str", "v")
-    run_all(diff, ("LSET", "l", "0", "A"), ("LSET", "l", "-1", "C"), ("LSET", "l", "3", "x"),
+    diff.run_all(("LSET", "l", "0", "A"), ("LSET", "l", "-1", "C"), ("LSET", "l", "3", "x"),
             ("LSET", "l", "-4", "x"), ("LSET", "l", "x", "v"), ("LSET", "nokey", "0", "v"),
             ("LSET", "nokey", "x", "v"), ("LSET", "str", "x", "v"), ("LRANGE", "l", "0", "-1"))
 
@@ -135,9 +115,9 @@ def test_lset(diff):
 def test_lrem(diff):
     for count in ["0", "1", "2", "-1", "-2", "100", "-100"]:
         fill(diff, "l", "a", "b", "a", "c", "a", "b")
-        run_all(diff, ("LREM", "l", count, "a"), ("LRANGE", "l", "0", "-1"))
+        diff.run_all(("LREM", "l", count, "a"), ("LRANGE", "l", "0", "-1"))
     fill(diff, "l", "a", "a")
-    run_all(diff, ("LREM", "l", "0", "zz"), ("LREM", "l", "x", "a"), ("LREM", "nokey", "0", "a"),
+    diff.run_all(("LREM", "l", "0", "zz"), ("LREM", "l", "x", "a"), ("LREM", "nokey", "0", "a"),
             ("LREM", "l", "0", "a"), ("EXISTS", "l"))
 
 
@@ -146,13 +126,13 @@ def test_ltrim_grid(diff):
     for start in points:
         for stop in points:
             fill(diff, "l", "a", "b", "c", "d", "e", "f")
-            run_all(diff, ("LTRIM", "l", start, stop), ("LRANGE", "l", "0", "-1"), ("EXISTS", "l"))
-    run_all(diff, ("LTRIM", "nokey", "0", "1"), ("LTRIM", "l", "x", "1"), ("LTRIM", "nokey", "0", "x"))
+            diff.run_all(("LTRIM", "l", start, stop), ("LRANGE", "l", "0", "-1"), ("EXISTS", "l"))
+    diff.run_all(("LTRIM", "nokey", "0", "1"), ("LTRIM", "l", "x", "1"), ("LTRIM", "nokey", "0", "x"))
 
 
 def test_linsert(diff):
     fill(diff, "l", "a", "b", "a")
-    run_all(diff, ("LINSERT", "l", "BEFORE", "a", "X"), ("LINSERT", "l", "after", "a", "Y"),
+    diff.run_all(("LINSERT", "l", "BEFORE", "a", "X"), ("LINSERT", "l", "after", "a", "Y"),
             ("LINSERT", "l", "After", "b", "Z"), ("LINSERT", "l", "before", "zz", "Q"),
             ("LINSERT", "l", "middle", "a", "Q"), ("LINSERT", "nokey", "before", "a", "Q"),
             ("LINSERT", "nokey", "middle", "a", "Q"), ("EXISTS", "nokey"), ("LRANGE", "l", "0", "-1"))
@@ -166,31 +146,31 @@ def test_lmove_every_direction(diff):
         for whereto in ("LEFT", "right"):
             fill(diff, "src", "a", "b", "c")
             fill(diff, "dst", "x")
-            run_all(diff, ("LMOVE", "src", "dst", wherefrom, whereto), ("LRANGE", "src", "0", "-1"),
+            diff.run_all(("LMOVE", "src", "dst", wherefrom, whereto), ("LRANGE", "src", "0", "-1"),
                     ("LRANGE", "dst", "0", "-1"), ("LMOVE", "src", "src", wherefrom, whereto),
                     ("LRANGE", "src", "0", "-1"), ("LMOVE", "src", "new", wherefrom, whereto),
                     ("LRANGE", "new", "0", "-1"), ("DEL", "new"))
     fill(diff, "src", "a", "b")
-    run_all(diff, ("RPOPLPUSH", "src", "dst"), ("RPOPLPUSH", "src", "dst"), ("EXISTS", "src"),
+    diff.run_all(("RPOPLPUSH", "src", "dst"), ("RPOPLPUSH", "src", "dst"), ("EXISTS", "src"),
             ("LRANGE", "dst", "0", "-1"), ("RPOPLPUSH", "src", "dst"), ("LMOVE", "src", "dst", "LEFT", "LEFT"))
 
 
 def test_lmove_errors_and_same_key_keeps_ttl(diff):
     diff("SET", "str", "v")
     fill(diff, "l", "a")
-    run_all(diff, ("LMOVE", "l", "l", "up", "down"), ("LMOVE", "l", "l", "LEFT", "down"),
+    diff.run_all(("LMOVE", "l", "l", "up", "down"), ("LMOVE", "l", "l", "LEFT", "down"),
             ("LMOVE", "str", "l", "x", "LEFT"), ("LMOVE", "nokey", "str", "LEFT", "LEFT"),
             ("RPOPLPUSH", "nokey", "str"), ("LMOVE", "str", "l", "LEFT", "LEFT"),
             ("LMOVE", "l", "str", "LEFT", "LEFT"), ("RPOPLPUSH", "l", "str"), ("LRANGE", "l", "0", "-1"))
     diff("EXPIRE", "l", "100")
-    run_all(diff, ("LMOVE", "l", "l", "LEFT", "RIGHT"), ("RPOPLPUSH", "l", "l"), ("TTL", "l"),
+    diff.run_all(("LMOVE", "l", "l", "LEFT", "RIGHT"), ("RPOPLPUSH", "l", "l"), ("TTL", "l"),
             ("LRANGE", "l", "0", "-1"))
 
 
 def test_lmpop(diff):
     fill(diff, "l", "a", "b", "c", "d")
     diff("SET", "str", "v")
-    run_all(diff, ("LMPOP", "1", "l", "LEFT"), ("LMPOP", "2", "nokey", "l", "right", "COUNT", "2"),
+    diff.run_all(("LMPOP", "1", "l", "LEFT"), ("LMPOP", "2", "nokey", "l", "right", "COUNT", "2"),
             ("LMPOP", "1", "l", "left", "count", "10"), ("EXISTS", "l"), ("LMPOP", "1", "nokey", "LEFT"),
             ("LMPOP", "2", "nokey", "str", "LEFT"))
     fill(diff, "l", "a")
@@ -222,7 +202,7 @@ def test_wrongtype_against_a_string_key(diff):
     diff("RPUSH", "l", "a")
     assert diff("LMOVE", "l", "k", "LEFT", "LEFT") == WRONGTYPE
     assert diff("RPOPLPUSH", "l", "k") == WRONGTYPE
-    run_all(diff, ("LRANGE", "l", "0", "-1"), ("GET", "k"))
+    diff.run_all(("LRANGE", "l", "0", "-1"), ("GET", "k"))
 
 
 def test_wrong_arity(diff):
@@ -230,14 +210,14 @@ def test_wrong_arity(diff):
         diff(*call[:1])
         diff(*call[:2])
         diff(*call, "extra", "more")
-    run_all(diff, ("LPOP", "k", "1", "2"), ("LSET", "k", "0"), ("LMPOP", "1", "k"), ("LPOS", "k"))
+    diff.run_all(("LPOP", "k", "1", "2"), ("LSET", "k", "0"), ("LMPOP", "1", "k"), ("LPOS", "k"))
 
 
 def test_resp3_shapes(diff):
     got, want = diff.both("HELLO", "3")
     assert got.startswith(b"%") and want.startswith(b"%")
     diff("RPUSH", "l", "a", "x", "a", "b")
-    run_all(diff, ("LPOP", "nokey"), ("LPOP", "nokey", "2"), ("LPOP", "l", "0"), ("LPOS", "l", "zz"),
+    diff.run_all(("LPOP", "nokey"), ("LPOP", "nokey", "2"), ("LPOP", "l", "0"), ("LPOS", "l", "zz"),
             ("LPOS", "l", "a", "COUNT", "0"), ("LINDEX", "l", "9"), ("LMPOP", "1", "nokey", "LEFT"),
             ("LMPOP", "1", "l", "RIGHT", "COUNT", "1"), ("LRANGE", "nokey", "0", "-1"),
             ("LMOVE", "nokey", "l", "LEFT", "LEFT"), ("LPOP", "l", "2"), ("RPOP", "l"), ("EXISTS", "l"))
@@ -245,7 +225,7 @@ def test_resp3_shapes(diff):
 
 def test_copy_is_independent(diff):
     fill(diff, "l", "a", "b")
-    run_all(diff, ("COPY", "l", "c"), ("RPUSH", "c", "z"), ("LRANGE", "l", "0", "-1"),
+    diff.run_all(("COPY", "l", "c"), ("RPUSH", "c", "z"), ("LRANGE", "l", "0", "-1"),
             ("LRANGE", "c", "0", "-1"), ("TYPE", "c"))
 
 

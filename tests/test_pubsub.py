@@ -9,7 +9,6 @@ with no arguments, PUBSUB CHANNELS) the comparison is order-free.
 
 from __future__ import annotations
 
-import os
 import socket
 import time
 
@@ -18,8 +17,7 @@ import pytest
 import redis
 
 from conftest import RawClient
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_events
 
 CONTEXT_ERROR = (b"-ERR Can't execute '%s': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are "
                  b"allowed in this context\r\n")
@@ -429,20 +427,6 @@ def test_redis_py_pubsub(fjord):
     p3.close()
 
 
-def logged_events(data_dir: str) -> list:
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            out.extend(decode_record(offset, payload).events)
-    return out
 
 
 def test_published_messages_are_not_logged(new_fjord):

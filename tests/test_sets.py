@@ -10,47 +10,21 @@ files, and a SIGKILL + replay must bring every set back.
 
 from __future__ import annotations
 
-import os
 import random
 
 import hiredis
 import pytest
 
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_events
 
 OK = b"+OK\r\n"
 WRONGTYPE = b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"
 
 
-def run_all(diff, *commands):
-    for cmd in commands:
-        diff(*cmd)
 
 
-def logged_events(data_dir: str) -> list:
-    """Every event in the log under ``data_dir``, decoded as an outside reader would."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            out.extend(decode_record(offset, payload).events)
-    return out
 
 
-def resp3(diff) -> None:
-    """Switch both connections to RESP3, or skip when Fjord has no HELLO yet."""
-    got, want = diff.both("HELLO", "3")
-    if got.startswith(b"-"):
-        pytest.skip(f"Fjord has no HELLO 3 yet: {got!r}")
-    assert want.startswith(b"%")
 
 
 def parsed(reply: bytes):
@@ -77,7 +51,7 @@ def test_sadd_srem_counts_and_membership(diff):
     assert diff("SADD", "s", "a") == b":0\r\n"
     assert diff("SREM", "s", "a", "a", "zz") == b":1\r\n"
     assert diff("SREM", "nokey", "a") == b":0\r\n"
-    run_all(diff, ("SCARD", "s"), ("SCARD", "nokey"), ("SISMEMBER", "s", "b"), ("SISMEMBER", "s", "a"),
+    diff.run_all(("SCARD", "s"), ("SCARD", "nokey"), ("SISMEMBER", "s", "b"), ("SISMEMBER", "s", "a"),
             ("SISMEMBER", "nokey", "a"), ("SMISMEMBER", "s", "a", "b", "zz", "b"),
             ("SMISMEMBER", "nokey", "a", "b"), ("SMEMBERS", "nokey"), ("TYPE", "s"))
     diff_unordered(diff, "SMEMBERS", "s")
@@ -85,7 +59,7 @@ def test_sadd_srem_counts_and_membership(diff):
 
 def test_integer_sets_list_in_numeric_order_like_an_intset(diff):
     diff("SADD", "i", "3", "1", "2", "10", "-5", "-9223372036854775808", "9223372036854775807", "0")
-    run_all(diff, ("SMEMBERS", "i"), ("SSCAN", "i", "0"), ("SSCAN", "i", "0", "MATCH", "1*"),
+    diff.run_all(("SMEMBERS", "i"), ("SSCAN", "i", "0"), ("SSCAN", "i", "0", "MATCH", "1*"),
             ("SRANDMEMBER", "i", "100"), ("SUNION", "i"), ("SINTER", "i", "i"), ("SDIFF", "i"),
             ("OBJECT", "ENCODING", "i"))
     diff("SADD", "notint", "1", "01", "+2", "-0", "9223372036854775808")
@@ -98,7 +72,7 @@ def test_integer_sets_list_in_numeric_order_like_an_intset(diff):
 def test_binary_and_empty_members(diff):
     binary = bytes(range(256))
     diff("SADD", "s", binary, b"", b"\x00")
-    run_all(diff, ("SISMEMBER", "s", binary), ("SISMEMBER", "s", b""), ("SCARD", "s"), ("SREM", "s", b""),
+    diff.run_all(("SISMEMBER", "s", binary), ("SISMEMBER", "s", b""), ("SCARD", "s"), ("SREM", "s", b""),
             ("SMISMEMBER", "s", b"", b"\x00"))
     diff_unordered(diff, "SMEMBERS", "s")
 
@@ -117,7 +91,7 @@ def test_srem_deletes_an_emptied_set(diff, r):
 
 def test_copy_rename_move_keep_sets_independent(diff):
     diff("SADD", "s", "1", "2")
-    run_all(diff, ("COPY", "s", "s2"), ("SADD", "s2", "3"), ("SMEMBERS", "s"), ("SMEMBERS", "s2"),
+    diff.run_all(("COPY", "s", "s2"), ("SADD", "s2", "3"), ("SMEMBERS", "s"), ("SMEMBERS", "s2"),
             ("RENAME", "s2", "s3"), ("SMEMBERS", "s3"), ("MOVE", "s3", "1"), ("EXISTS", "s3"),
             ("SELECT", "1"), ("SMEMBERS", "s3"), ("OBJECT", "ENCODING", "s3"), ("SELECT", "0"))
 
@@ -151,7 +125,7 @@ def test_wrongtype_against_a_string(diff, cmd):
     diff("SET", "str", "v")
     diff("SADD", "s", "a", "b")
     assert diff(*cmd) == WRONGTYPE
-    run_all(diff, ("GET", "str"), ("EXISTS", "d"))
+    diff.run_all(("GET", "str"), ("EXISTS", "d"))
 
 
 def test_string_and_hash_commands_refuse_a_set(diff):
@@ -232,7 +206,7 @@ def test_spop_logs_the_members_it_chose(new_fjord):
 def test_smove(diff):
     diff("SADD", "s", "a", "b", "c")
     diff("SADD", "d", "c")
-    run_all(diff, ("SMOVE", "s", "d", "a"), ("SMOVE", "s", "d", "a"), ("SMOVE", "s", "d", "c"),
+    diff.run_all(("SMOVE", "s", "d", "a"), ("SMOVE", "s", "d", "a"), ("SMOVE", "s", "d", "c"),
             ("SMOVE", "s", "s", "b"), ("SMOVE", "s", "s", "zz"), ("SMOVE", "nokey", "d", "b"),
             ("SMOVE", "s", "new", "b"), ("EXISTS", "s"), ("SMEMBERS", "new"), ("SCARD", "d"),
             ("SMOVE", "nokey", "str", "a"))
@@ -264,7 +238,7 @@ def test_sinter_sunion_sdiff(diff):
                 ("SUNION", "s", "nokey"), ("SDIFF", "s", "t"), ("SDIFF", "t", "s", "u"), ("SDIFF", "s", "nokey"),
                 ("SINTER", "s", "s")):
         diff_unordered(diff, *cmd)
-    run_all(diff, ("SINTER", "s", "nokey"), ("SINTER", "nokey", "s"), ("SDIFF", "nokey", "s"),
+    diff.run_all(("SINTER", "s", "nokey"), ("SINTER", "nokey", "s"), ("SDIFF", "nokey", "s"),
             ("SUNION", "nokey"), ("SDIFF", "s", "s"))
 
 
@@ -272,7 +246,7 @@ def test_store_commands_replace_the_destination(diff):
     diff("SADD", "s", "a", "b", "c")
     diff("SADD", "t", "b", "c", "d")
     diff("SET", "str", "v")
-    run_all(diff, ("SINTERSTORE", "d", "s", "t"), ("SCARD", "d"), ("SUNIONSTORE", "d", "s", "t"),
+    diff.run_all(("SINTERSTORE", "d", "s", "t"), ("SCARD", "d"), ("SUNIONSTORE", "d", "s", "t"),
             ("SCARD", "d"), ("SDIFFSTORE", "d", "s", "t"), ("SMEMBERS", "d"), ("SINTERSTORE", "str", "s", "t"),
             ("TYPE", "str"), ("SUNIONSTORE", "s", "s", "t"), ("SCARD", "s"),
             ("SDIFFSTORE", "d", "s", "s"), ("EXISTS", "d"), ("SINTERSTORE", "d", "s", "nokey"),
@@ -356,11 +330,11 @@ def test_sscan_of_a_large_set_visits_every_member(r):
 
 
 def test_resp3_reply_shapes_match_redis(diff):
-    resp3(diff)
+    diff.resp3()
     diff("SADD", "s", "1", "2", "3")
     diff("SADD", "t", "2")
     assert diff("SMEMBERS", "s") == b"~3\r\n$1\r\n1\r\n$1\r\n2\r\n$1\r\n3\r\n"
-    run_all(diff, ("SMEMBERS", "nokey"), ("SINTER", "s", "t"), ("SINTER", "s", "nokey"), ("SUNION", "s", "t"),
+    diff.run_all(("SMEMBERS", "nokey"), ("SINTER", "s", "t"), ("SINTER", "s", "nokey"), ("SUNION", "s", "t"),
             ("SDIFF", "s", "t"), ("SDIFF", "nokey", "t"), ("SPOP", "nokey", "2"), ("SPOP", "t", "0"),
             ("SPOP", "nokey"), ("SRANDMEMBER", "s", "5"), ("SRANDMEMBER", "nokey", "2"), ("SRANDMEMBER", "nokey"),
             ("SSCAN", "s", "0"), ("SMISMEMBER", "s", "1", "x"), ("SISMEMBER", "s", "1"),

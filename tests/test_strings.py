@@ -9,15 +9,13 @@ came back from the log.
 
 from __future__ import annotations
 
-import os
 import platform
 import random
 import time
 
 import pytest
 
-from streams import segment
-from streams.events import decode_record
+from logtools import logged_records as read_records
 
 X86_64 = platform.machine() in ("x86_64", "AMD64")
 
@@ -25,9 +23,6 @@ OK = b"+OK\r\n"
 NIL = b"$-1\r\n"
 
 
-def run_all(diff, *commands):
-    for cmd in commands:
-        diff(*cmd)
 
 
 # ------------------------------------------------------------------ GET / SET
@@ -62,8 +57,7 @@ def test_set_option_combinations_match_redis(diff, opts):
 
 
 def test_set_nx_xx_get(diff):
-    run_all(diff,
-            ("SET", "k", "1", "XX"), ("GET", "k"), ("SET", "k", "1", "NX"), ("SET", "k", "2", "NX"),
+    diff.run_all(("SET", "k", "1", "XX"), ("GET", "k"), ("SET", "k", "1", "NX"), ("SET", "k", "2", "NX"),
             ("GET", "k"), ("SET", "k", "3", "XX"), ("GET", "k"), ("SET", "k", "4", "GET"),
             ("SET", "k", "5", "NX", "GET"), ("SET", "new", "6", "NX", "GET"), ("SET", "other", "7", "XX", "GET"),
             ("GET", "k"), ("GET", "new"), ("EXISTS", "other"))
@@ -95,15 +89,14 @@ def test_set_short_ttl_expires(r):
 
 
 def test_get_set_arity(diff):
-    run_all(diff, ("GET",), ("GET", "a", "b"), ("SET", "k"), ("SET",), ("get",), ("sEt", "k"))
+    diff.run_all(("GET",), ("GET", "a", "b"), ("SET", "k"), ("SET",), ("get",), ("sEt", "k"))
 
 
 # ------------------------------------------------------------------ SETNX SETEX PSETEX GETSET GETDEL
 
 
 def test_setnx_setex_psetex(diff, r):
-    run_all(diff,
-            ("SETNX", "k", "1"), ("SETNX", "k", "2"), ("GET", "k"), ("SETNX", "k"),
+    diff.run_all(("SETNX", "k", "1"), ("SETNX", "k", "2"), ("GET", "k"), ("SETNX", "k"),
             ("SETEX", "k", "0", "v"), ("SETEX", "k", "-3", "v"), ("SETEX", "k", "abc", "v"),
             ("SETEX", "k", "9223372036854775807", "v"), ("PSETEX", "k", "0", "v"), ("PSETEX", "k", "x", "v"),
             ("PSETEX", "k", "9223372036854775807", "v"), ("SETEX", "k", "100", "v1"), ("GET", "k"),
@@ -114,8 +107,7 @@ def test_setnx_setex_psetex(diff, r):
 
 
 def test_getset_getdel(diff, r):
-    run_all(diff,
-            ("GETSET", "k", "1"), ("GETSET", "k", "2"), ("GET", "k"), ("GETSET", "k"),
+    diff.run_all(("GETSET", "k", "1"), ("GETSET", "k", "2"), ("GET", "k"), ("GETSET", "k"),
             ("GETDEL", "k"), ("GETDEL", "k"), ("EXISTS", "k"), ("GETDEL",), ("GETDEL", "a", "b"))
     r.set("t", "v", ex=100)
     assert r.getset("t", "w") == b"v" and r.ttl("t") == -1, "GETSET clears the TTL"
@@ -151,8 +143,7 @@ def test_getex_sets_and_removes_ttl(r):
 
 
 def test_mget_mset_msetnx(diff):
-    run_all(diff,
-            ("MSET", "a", "1", "b", "2", "a", "3"), ("MGET", "a", "b", "c"), ("MSET", "a"),
+    diff.run_all(("MSET", "a", "1", "b", "2", "a", "3"), ("MGET", "a", "b", "c"), ("MSET", "a"),
             ("MSET", "a", "1", "b"), ("MSET",), ("MGET",), ("MSETNX", "c", "1", "a", "9"), ("MGET", "a", "c"),
             ("MSETNX", "c", "1", "d", "2"), ("MGET", "c", "d"), ("MSETNX", "e", "1", "f"), ("MSETNX", "x"),
             ("MSETNX", "x", "1", "x", "2"), ("GET", "x"))
@@ -168,8 +159,7 @@ def test_mset_replaces_ttl(r):
 
 
 def test_incr_decr_family(diff):
-    run_all(diff,
-            ("INCR", "n"), ("INCR", "n"), ("DECR", "n"), ("INCRBY", "n", "10"), ("DECRBY", "n", "-5"),
+    diff.run_all(("INCR", "n"), ("INCR", "n"), ("DECR", "n"), ("INCRBY", "n", "10"), ("DECRBY", "n", "-5"),
             ("INCRBY", "n", "-100"), ("GET", "n"), ("DECR", "fresh"), ("INCRBY", "n", "abc"),
             ("INCRBY", "n", "1.5"), ("INCRBY", "n", " 1"), ("INCRBY", "n", "+1"), ("INCRBY", "n", "01"),
             ("INCRBY", "n", "9223372036854775808"), ("DECRBY", "n", "-9223372036854775808"),
@@ -228,15 +218,14 @@ def test_incrbyfloat_random_sums_match_redis(diff):
 
 
 def test_incrbyfloat_arity(diff):
-    run_all(diff, ("INCRBYFLOAT", "f"), ("INCRBYFLOAT", "f", "1", "2"))
+    diff.run_all(("INCRBYFLOAT", "f"), ("INCRBYFLOAT", "f", "1", "2"))
 
 
 # ------------------------------------------------------------------ APPEND STRLEN GETRANGE SETRANGE
 
 
 def test_append_strlen(diff):
-    run_all(diff,
-            ("APPEND", "k", "Hello"), ("APPEND", "k", " World"), ("GET", "k"), ("STRLEN", "k"),
+    diff.run_all(("APPEND", "k", "Hello"), ("APPEND", "k", " World"), ("GET", "k"), ("STRLEN", "k"),
             ("APPEND", "k", ""), ("APPEND", "e", ""), ("EXISTS", "e"), ("STRLEN", "e"), ("STRLEN", "missing"),
             ("SET", "n", "12"), ("APPEND", "n", "3"), ("INCR", "n"), ("STRLEN", "n"),
             ("APPEND", "k"), ("STRLEN",), ("STRLEN", "a", "b"))
@@ -257,15 +246,13 @@ def test_getrange_substr_every_index_pair(diff):
     for start in points:
         for end in points:
             diff("GETRANGE", "k", start, end)
-    run_all(diff,
-            ("SUBSTR", "k", "0", "3"), ("SUBSTR", "k", "-3", "-1"), ("GETRANGE", "e", "0", "-1"),
+    diff.run_all(("SUBSTR", "k", "0", "3"), ("SUBSTR", "k", "-3", "-1"), ("GETRANGE", "e", "0", "-1"),
             ("GETRANGE", "missing", "0", "-1"), ("GETRANGE", "k", "a", "1"), ("GETRANGE", "k", "0", "1.5"),
             ("GETRANGE", "missing", "x", "0"), ("GETRANGE", "k", "0"), ("SUBSTR", "k", "0", "1", "2"))
 
 
 def test_setrange(diff):
-    run_all(diff,
-            ("SETRANGE", "k", "0", "Hello World"), ("SETRANGE", "k", "6", "Redis"), ("GET", "k"),
+    diff.run_all(("SETRANGE", "k", "0", "Hello World"), ("SETRANGE", "k", "6", "Redis"), ("GET", "k"),
             ("SETRANGE", "pad", "5", "x"), ("GET", "pad"), ("SETRANGE", "pad", "2", ""), ("GET", "pad"),
             ("SETRANGE", "none", "10", ""), ("EXISTS", "none"), ("SETRANGE", "k", "-1", "x"),
             ("SETRANGE", "k", "abc", "x"), ("SETRANGE", "k", "1", "ab"), ("GET", "k"),
@@ -288,8 +275,7 @@ def test_values_over_proto_max_bulk_len_refused(diff):
     limit = 1024 * 1024
     _both_config(diff, "proto-max-bulk-len", str(limit))
     try:
-        run_all(diff,
-                ("SETRANGE", "k", str(limit), "x"), ("SETRANGE", "k", str(limit - 1), "x"), ("STRLEN", "k"),
+        diff.run_all(("SETRANGE", "k", str(limit), "x"), ("SETRANGE", "k", str(limit - 1), "x"), ("STRLEN", "k"),
                 ("APPEND", "k", "y"), ("STRLEN", "k"), ("SETRANGE", "k", str(limit - 1), "xy"),
                 ("SET", "a", "x" * (limit // 2)), ("APPEND", "a", "y" * (limit // 2)),
                 ("APPEND", "a", "z"), ("STRLEN", "a"), ("EXISTS", "b"))
@@ -302,8 +288,7 @@ def test_values_over_proto_max_bulk_len_refused(diff):
 
 def test_lcs_documented_examples(diff):
     diff("MSET", "key1", "ohmytext", "key2", "mynewtext")
-    run_all(diff,
-            ("LCS", "key1", "key2"), ("LCS", "key1", "key2", "LEN"), ("LCS", "key1", "key2", "IDX"),
+    diff.run_all(("LCS", "key1", "key2"), ("LCS", "key1", "key2", "LEN"), ("LCS", "key1", "key2", "IDX"),
             ("LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4"),
             ("LCS", "key1", "key2", "IDX", "MINMATCHLEN", "4", "WITHMATCHLEN"),
             ("LCS", "key1", "key2", "IDX", "WITHMATCHLEN", "MINMATCHLEN", "-5"),
@@ -331,7 +316,7 @@ def test_lcs_long_strings(diff):
     a = "".join(rnd.choice("ACGT") for _ in range(3000))
     b = "".join(rnd.choice("ACGT") for _ in range(2000))
     diff("MSET", "a", a, "b", b)
-    run_all(diff, ("LCS", "a", "b", "LEN"), ("LCS", "b", "a"), ("LCS", "a", "b", "IDX", "MINMATCHLEN", "6"))
+    diff.run_all(("LCS", "a", "b", "LEN"), ("LCS", "b", "a"), ("LCS", "a", "b", "IDX", "MINMATCHLEN", "6"))
     # Redis refuses a table over proto-max-bulk-len (4 bytes a cell): 11586**2 * 4 > 512MB
     diff("MSET", "a", "x" * 11585, "b", "y" * 11585)
     diff("LCS", "a", "b", "LEN")
@@ -343,8 +328,7 @@ def test_lcs_long_strings(diff):
 def test_resp3_replies_match_redis(diff):
     got, want = diff.both("HELLO", "3")
     assert got.startswith(b"%") and want.startswith(b"%")
-    run_all(diff,
-            ("GET", "missing"), ("MSET", "key1", "ohmytext", "key2", "mynewtext"), ("MGET", "key1", "missing"),
+    diff.run_all(("GET", "missing"), ("MSET", "key1", "ohmytext", "key2", "mynewtext"), ("MGET", "key1", "missing"),
             ("SET", "key1", "v", "NX"), ("SET", "key1", "ohmytext", "GET"), ("GETEX", "missing"),
             ("GETDEL", "missing"), ("INCRBYFLOAT", "f", "1.5"), ("INCR", "n"), ("LCS", "key1", "key2"),
             ("LCS", "key1", "key2", "IDX", "WITHMATCHLEN"), ("LCS", "key1", "key2", "LEN"),
@@ -369,8 +353,7 @@ def test_wrongtype_errors_match_redis(diff):
     if not _make_other_type(diff):
         pytest.skip("Fjord has no non-string type yet")
     diff("SET", "s", "abc")
-    run_all(diff,
-            ("GET", "other"), ("SET", "other", "v", "GET"), ("SET", "other", "v", "GET", "EX", "0"),
+    diff.run_all(("GET", "other"), ("SET", "other", "v", "GET"), ("SET", "other", "v", "GET", "EX", "0"),
             ("GETSET", "other", "v"), ("GETDEL", "other"), ("GETEX", "other", "EX", "0"), ("GETEX", "other", "FOO"),
             ("MGET", "s", "other", "nope"), ("SETNX", "other", "v"), ("MSETNX", "other", "v", "n", "v"),
             ("INCR", "other"), ("INCRBY", "other", "abc"), ("DECRBY", "other", "1"),
@@ -443,19 +426,10 @@ def test_string_writes_replay_after_sigkill(new_fjord):
     c.close()
 
 
+
 def logged_records(data_dir: str) -> list[list]:
-    """Every record's events in the log under ``data_dir``, read from the
-    segment files as an outside consumer would."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            offset, payload, pos = segment.parse(data, pos)
-            out.append(decode_record(offset, payload).events)
-    return out
+    """Every record's events, in log order."""
+    return [r.events for r in read_records(data_dir)]
 
 
 def test_log_holds_effects_not_commands(new_fjord):
