@@ -30,6 +30,18 @@ def parse_int(b: bytes, message: str = errors.NOT_INTEGER) -> int:
     return v
 
 
+def parse_int_in_range(b: bytes, lo: int, hi: int, message: str) -> int:
+    """An integer in [lo, hi], ``message`` for a bad spelling and for out of
+    range alike (Redis's ``getRangeLongFromObjectOrReply``)."""
+    try:
+        v = parse_int(b)
+    except ReplyError:
+        raise ReplyError(message) from None
+    if v < lo or v > hi:
+        raise ReplyError(message)
+    return v
+
+
 def parse_float(b: bytes, message: str = errors.NOT_FLOAT) -> float:
     """A double as Redis's ``getDoubleFromObject`` accepts it (inf yes, nan no)."""
     if _FLOAT_BAD.search(b):

@@ -47,7 +47,7 @@ from .. import errors
 from ..keyspace import COPIERS, ENCODINGS, TYPE_NAMES, Db, Keyspace, applies
 from ..resp import NULL_ARRAY, OK, Raw, ReplyError
 from ..session import Session
-from .args import INT64_MAX, INT64_MIN, parse_int
+from .args import INT64_MAX, INT64_MIN, parse_int, parse_int_in_range
 from .table import command
 
 
@@ -173,15 +173,6 @@ def parse_where(b: bytes) -> bool:
     raise ReplyError(errors.SYNTAX)
 
 
-def _range_long(b: bytes, lo: int, hi: int, message: str) -> int:
-    """An integer in [lo, hi]; ``message`` for a bad spelling and for out of range."""
-    try:
-        v = parse_int(b)
-    except ReplyError:
-        raise ReplyError(message) from None
-    if v < lo or v > hi:
-        raise ReplyError(message)
-    return v
 
 
 def pop_elements(s: Session, key: bytes, left: bool, count: int, db: Db | None = None) -> list[bytes]:
@@ -221,7 +212,7 @@ def move_element(s: Session, src: bytes, dst: bytes, from_left: bool, to_left: b
 def parse_mpop(args: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
     """``numkeys key [key ...] LEFT|RIGHT [COUNT count]`` of LMPOP/BLMPOP:
     returns (keys, from_left, count)."""
-    numkeys = _range_long(args[numkeys_idx], 1, INT64_MAX, errors.NUMKEYS_POSITIVE)
+    numkeys = parse_int_in_range(args[numkeys_idx], 1, INT64_MAX, errors.NUMKEYS_POSITIVE)
     where_idx = numkeys_idx + numkeys + 1
     if where_idx >= len(args):
         raise ReplyError(errors.SYNTAX)
@@ -230,7 +221,7 @@ def parse_mpop(args: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, 
     j = where_idx + 1
     while j < len(args):
         if not count and args[j].upper() == b"COUNT" and j + 1 < len(args):
-            count = _range_long(args[j + 1], 1, INT64_MAX, errors.COUNT_NOT_POSITIVE)
+            count = parse_int_in_range(args[j + 1], 1, INT64_MAX, errors.COUNT_NOT_POSITIVE)
             j += 2
         else:
             raise ReplyError(errors.SYNTAX)
@@ -324,7 +315,7 @@ def _pop(s: Session, args: list[bytes], left: bool):
         return element
     if len(args) > 3:
         raise ReplyError(errors.wrong_arity("lpop" if left else "rpop"))
-    count = _range_long(args[2], 0, INT64_MAX, errors.OUT_OF_RANGE_POSITIVE)
+    count = parse_int_in_range(args[2], 0, INT64_MAX, errors.OUT_OF_RANGE_POSITIVE)
     if lookup_list(s, args[1]) is None:
         return NULL_ARRAY
     if count == 0:
@@ -445,9 +436,9 @@ def lpos(s: Session, args: list[bytes]):
             if rank == 0:
                 raise ReplyError(errors.RANK_ZERO)
         elif opt == b"COUNT":
-            count = _range_long(args[j + 1], 0, INT64_MAX, errors.COUNT_NEGATIVE)
+            count = parse_int_in_range(args[j + 1], 0, INT64_MAX, errors.COUNT_NEGATIVE)
         elif opt == b"MAXLEN":
-            maxlen = _range_long(args[j + 1], 0, INT64_MAX, errors.MAXLEN_NEGATIVE)
+            maxlen = parse_int_in_range(args[j + 1], 0, INT64_MAX, errors.MAXLEN_NEGATIVE)
         else:
             raise ReplyError(errors.SYNTAX)
         j += 2

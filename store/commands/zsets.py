@@ -40,7 +40,7 @@ from ..resp import NULL_ARRAY, Raw, ReplyError
 from ..session import Session
 from ..zset import (SCAN_WHOLE_MAX, ZSet, format_score, limit_window, parse_lex_range,
                     parse_score, parse_score_range)
-from .args import INT64_MAX, parse_int
+from .args import INT64_MAX, parse_int, parse_int_in_range
 from .table import command
 
 NAN_SCORE = "ERR resulting score is not a number (NaN)"
@@ -119,15 +119,6 @@ def _event_pairs(pairs) -> list:
     return [[format_score(sc + 0.0).decode(), m] for sc, m in pairs]  # stored -0.0 is 0.0
 
 
-def _range_long(b: bytes, lo: int, hi: int, message: str) -> int:
-    """Redis's ``getRangeLongFromObjectOrReply`` with a message for both failures."""
-    try:
-        v = parse_int(b)
-    except ReplyError:
-        raise ReplyError(message) from None
-    if v < lo or v > hi:
-        raise ReplyError(message)
-    return v
 
 
 def _score_arg(b: bytes, message: str = errors.NOT_FLOAT) -> float:
@@ -532,7 +523,7 @@ def _zpop(s: Session, args: list[bytes], from_max: bool):
         raise ReplyError(errors.SYNTAX)
     count = None
     if len(args) == 3:
-        count = _range_long(args[2], 0, INT64_MAX, NOT_POSITIVE)
+        count = parse_int_in_range(args[2], 0, INT64_MAX, NOT_POSITIVE)
     z = lookup_zset(s, args[1])
     if z is None or count == 0:
         return []
@@ -561,7 +552,7 @@ def zpopmax(s: Session, args: list[bytes]):
 def parse_mpop(args: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, int]:
     """``numkeys key [key ...] MIN|MAX [COUNT count]`` of ZMPOP/BZMPOP:
     returns (keys, from_max, count)."""
-    numkeys = _range_long(args[numkeys_idx], 1, INT64_MAX, "ERR numkeys should be greater than 0")
+    numkeys = parse_int_in_range(args[numkeys_idx], 1, INT64_MAX, "ERR numkeys should be greater than 0")
     where_idx = numkeys_idx + numkeys + 1
     if where_idx >= len(args):
         raise ReplyError(errors.SYNTAX)
@@ -572,7 +563,7 @@ def parse_mpop(args: list[bytes], numkeys_idx: int) -> tuple[list[bytes], bool, 
     j = where_idx + 1
     while j < len(args):
         if count == -1 and args[j].upper() == b"COUNT" and j + 1 < len(args):
-            count = _range_long(args[j + 1], 1, INT64_MAX, "ERR count should be greater than 0")
+            count = parse_int_in_range(args[j + 1], 1, INT64_MAX, "ERR count should be greater than 0")
             j += 2
         else:
             raise ReplyError(errors.SYNTAX)
@@ -659,7 +650,7 @@ def _setop(s: Session, args: list[bytes], numkeys_idx: int, dst: bytes | None, o
             withscores = True
             j += 1
         elif cardinality_only and remaining >= 2 and opt == b"LIMIT":
-            limit = _range_long(args[j + 1], 0, INT64_MAX, "ERR LIMIT can't be negative")
+            limit = parse_int_in_range(args[j + 1], 0, INT64_MAX, "ERR LIMIT can't be negative")
             j += 2
         else:
             raise ReplyError(errors.SYNTAX)
