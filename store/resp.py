@@ -144,7 +144,10 @@ def _encode(r, resp3: bool, out: list) -> None:
     elif t is list or t is tuple:
         out.append(b"*%d\r\n" % len(r))
         for x in r:
-            _encode(x, resp3, out)
+            if type(x) is bytes:  # the common element, without a recursive call
+                out.append(b"$%d\r\n%s\r\n" % (len(x), x))
+            else:
+                _encode(x, resp3, out)
     elif t is RespMap:
         if resp3:
             out.append(b"%%%d\r\n" % len(r))
