@@ -56,7 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fjord", description="Fjord: a durable, event-sourced Redis.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     _serve_parser(sub)
+    from . import logcli, restore
+    restore.add_parser(sub)
+    logcli.add_parser(sub)
+    from . import snapshotter
+    snapshotter.add_parser(sub)
     ns = parser.parse_args(argv)
+    if ns.cmd == "snapshot":  # the snapshotter process (offline tool or the server's child)
+        return snapshotter.run(ns)
+    if ns.cmd in ("restore", "log"):  # offline tools: no server config
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return restore.run(ns) if ns.cmd == "restore" else logcli.run(ns)
     try:
         config = build_config(ns)
     except (ConfigError, OSError) as exc:

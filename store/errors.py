@@ -87,3 +87,10 @@ def misconf_log(reason: str) -> str:
 
 def out_of_range_between(low: int, high: int) -> str:
     return f"ERR value is out of range, value must between {low} and {high}"
+
+
+BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
+#: Fjord's own: snapshots need the embedded file log
+NO_SNAPSHOTS = "ERR snapshots need the embedded file log"
+#: Redis answers a failed SAVE with a bare "-ERR"; Fjord says where to look
+SAVE_FAILED = "ERR snapshot failed: see the server log"

@@ -9,7 +9,10 @@ commit, durability) sit beside them in the Persistence and Stats sections.
 Fjord's own fields:
 
 - Server: ``fjord_version``, ``python_version``, ``event_loop``.
-- Persistence: ``durability`` (sync/async); ``log_start_offset``,
+- Persistence: ``rdb_*`` describe snapshots (``rdb_changes_since_last_save``
+  counts log records past the newest snapshot), ``snapshot_offset`` (the log
+  offset the newest snapshot covers), ``snapshot_count``;
+  ``durability`` (sync/async); ``log_start_offset``,
   ``log_end_offset`` (everything below it is durable), then the backend's
   ``stats()`` (file log: ``log_written_offset``, segments, bytes, fsync
   count/last/avg/max ms); ``durability_lag_records`` (staged or written but
@@ -194,8 +197,15 @@ def _persistence(srv: "Server") -> list[tuple[str, object]]:
         fields += _loading_fields(srv)
     last_error = srv.write_error or (committer.last_error if committer is not None else None)
     fields += [
-        ("rdb_bgsave_in_progress", 0),
+        ("rdb_changes_since_last_save", srv.saver.changes_since_save()),
+        ("rdb_bgsave_in_progress", 1 if srv.saver.in_progress else 0),
         ("rdb_last_save_time", srv.last_save_time),
+        ("rdb_last_bgsave_status", srv.saver.last_status),
+        ("rdb_last_bgsave_time_sec", srv.saver.last_seconds),
+        ("rdb_current_bgsave_time_sec",
+         int(time.time() - srv.saver.last_started) if srv.saver.in_progress else -1),
+        ("snapshot_offset", srv.saver.offset),
+        ("snapshot_count", srv.saver.count),
         ("aof_enabled", 1),
         ("aof_rewrite_in_progress", 0),
         ("aof_last_write_status", "err" if srv.write_error else "ok"),

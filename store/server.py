@@ -39,6 +39,7 @@ from streams.materializer import Materializer
 from . import errors, transactions
 from .blocking import Blocking
 from .commands import table
+from .commands.history import KeyHistory
 from .config import Config
 from .cursors import CursorTable
 from .keyspace import Keyspace
@@ -47,6 +48,7 @@ from .pubsub import PUBSUB_OUTPUT_LIMIT, SUBSCRIBER_COMMANDS, PubSub
 from .pubsub import context_error as pubsub_context_error
 from .request import ProtocolError, RequestReader
 from .resp import Delayed, Raw, ReplyError, encode, encode_error
+from .saving import Saver
 from .session import Session, now_ms
 
 log = logging.getLogger("fjord.server")
@@ -373,11 +375,14 @@ class Server:
         self.is_replica = False
         self.write_error: str | None = None
         self.write_error_until = 0.0
-        self.last_save_time = int(time.time())
         self.replay_stats = None
+        #: BGSAVE/SAVE/automatic snapshots: the snapshotter child (store/saving.py)
+        self.saver = Saver(self)
         self.system = Session(self, self.keyspace, 0, "", "")
         #: SCAN-family cursor snapshots and RANDOMKEY samples (store/cursors.py)
         self.cursors = CursorTable()
+        #: recent record offsets per key, for FJORD.HISTORY (store/commands/history.py)
+        self.key_history = KeyHistory()
         #: clients blocked (WAIT, BLPOP...) and the keys they wait on (store/blocking.py)
         self.blocking = Blocking(self)
         #: channel and pattern subscriptions (store/pubsub.py); keyspace
@@ -392,6 +397,11 @@ class Server:
         self.run_id = "%040x" % int.from_bytes(__import__("os").urandom(20), "big")
 
     @property
+    def last_save_time(self) -> int:
+        """LASTSAVE: unix time of the newest snapshot (else of the start)."""
+        return self.saver.last_save_time
+
+    @property
     def sync_replies(self) -> bool:
         return self.config["durability"] == "sync"
 
@@ -401,7 +411,7 @@ class Server:
         """Stage the events the session's last command emitted as one record."""
         events = session.events
         session.events = []
-        self.committer.stage(encode_record(now_ms(), events))
+        self.key_history.note(self.committer.stage(encode_record(now_ms(), events)), events)
         if self.notifier.pending:  # after staging: subscribers get them once the record is durable
             self.notifier.flush()
 
@@ -464,7 +474,20 @@ class Server:
         def progress(done: int, end: int) -> None:
             self.loading_offset = done
 
-        mat = Materializer(self.log, self.keyspace, self.log.start_offset)
+        start = self.log.start_offset
+        if self.saver.enabled:  # the newest snapshot, then the log's tail from its offset
+            from . import snapshotter
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, snapshotter.set_aside_future_snapshots,
+                                       self.saver.directory, self.loading_end_offset)
+            info, events, seconds = await snapshotter.load_latest(
+                self.keyspace, self.saver.directory, self.loading_end_offset)
+            await loop.run_in_executor(None, self.saver.refresh)
+            if info is not None:
+                start = self.loading_offset = info.offset
+                log.info("loaded snapshot at offset %d with %d events in %.3f s (%.0f events/s)",
+                         info.offset, events, seconds, events / seconds if seconds > 0 else 0)
+        mat = Materializer(self.log, self.keyspace, start)
         stats = await mat.catch_up(progress=progress)
         self.replay_stats = stats
         self.loading = False
@@ -484,6 +507,7 @@ class Server:
                 _log_dir(self.config["dir"]), repair=self.config["repair"],
                 segment_bytes=self.config["log-segment-bytes"],
             )
+        self.saver.enabled = isinstance(self.log, FileLog)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self), self.config["bind"], self.config["port"],
@@ -503,8 +527,11 @@ class Server:
                 raise
             return  # SHUTDOWN or a signal during loading closed the log under the replay
         self.committer = GroupCommitter(self.log, sync=self.sync_replies, on_failure=self._on_log_failure)
+        self.key_history.start(self)
         from . import expiry
         self._tasks.append(loop.create_task(expiry.run_cron(self)))
+        if self.saver.enabled:
+            self._tasks.append(loop.create_task(self.saver.auto()))
         log.info("ready to accept connections")
 
     @property
@@ -523,6 +550,7 @@ class Server:
             self._server.close()
         for t in self._tasks:
             t.cancel()
+        await self.saver.stop()
         if self.committer is not None:
             # Drain first: replies held for durability go out before the
             # sockets close (their writes are durable by then anyway).

@@ -88,6 +88,12 @@ class FileLog(Log):
 
     Open with ``await FileLog.open(path)``. ``repair=True`` truncates the log
     at the first corrupt record instead of refusing to start.
+
+    ``FileLog.open(path, readonly=True)`` is for a reader in another process
+    (the snapshotter) while the owner runs: it takes no LOCK, writes and
+    truncates nothing (not even an index file), and reads up to the last
+    complete valid record at open time; a torn or still-being-written tail is
+    simply the end.
     """
 
     def __init__(self, path: str, *, segment_bytes: int = 64 << 20, index_interval: int = 4096):
@@ -105,6 +111,7 @@ class FileLog(Log):
         self._since_index = 0
         self._broken: str | None = None
         self._closed = False
+        self.readonly = False
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fjord-log-io")
         self._reader_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fjord-log-read")
         self.fsyncs = 0
@@ -117,11 +124,15 @@ class FileLog(Log):
     # ------------------------------------------------------------------ open
 
     @classmethod
-    async def open(cls, path: str, *, repair: bool = False, **kwargs) -> "FileLog":
+    async def open(cls, path: str, *, repair: bool = False, readonly: bool = False, **kwargs) -> "FileLog":
         """Open (creating if needed) the log in ``path``; see the module doc
         for what is checked. Raises ``LogError`` if another process holds
-        the directory and ``LogCorruptError`` for corruption."""
+        the directory and ``LogCorruptError`` for corruption. ``readonly``:
+        see the class doc."""
         self = cls(path, **kwargs)
+        self.readonly = readonly
+        if readonly and repair:
+            raise ValueError("a read-only log cannot be repaired")
         try:
             await asyncio.get_running_loop().run_in_executor(self._io, self._open_sync, repair)
         except BaseException:
@@ -132,6 +143,9 @@ class FileLog(Log):
         return self
 
     def _open_sync(self, repair: bool) -> None:
+        if self.readonly:
+            self._open_readonly_sync()
+            return
         os.makedirs(self.path, exist_ok=True)
         self._lock_fd = os.open(os.path.join(self.path, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -158,6 +172,22 @@ class FileLog(Log):
             self._open_closed_segment(seg, self._segments[i + 1].base)
         self._recover_active(repair)
         self._fd = os.open(self._segments[-1].path, os.O_WRONLY | os.O_APPEND)
+
+    def _open_readonly_sync(self) -> None:
+        if not os.path.isdir(self.path):
+            raise LogError(f"no log in {self.path}")
+        bases = sorted(
+            int(name[:-4]) for name in os.listdir(self.path) if name.endswith(".log") and name[:-4].isdigit()
+        )
+        for base in bases or [0]:
+            seg = _Segment(base, os.path.join(self.path, _segment_name(base, "log")))
+            seg.size = os.path.getsize(seg.path) if bases else 0
+            self._segments.append(seg)
+            self._bases.append(base)
+        for i, seg in enumerate(self._segments[:-1]):
+            self._open_closed_segment(seg, self._segments[i + 1].base)
+        if bases:
+            self._recover_active(False)
 
     def _release_files(self) -> None:
         for name in ("_fd", "_lock_fd"):
@@ -272,6 +302,8 @@ class FileLog(Log):
             raise self._corrupt(seg, valid, nxt, error)
         if nxt != next_base:
             raise self._corrupt(seg, valid, nxt, f"the segment ends here but the next one starts at offset {next_base}")
+        if self.readonly:
+            return
         log.info("rebuilt the index of %s", seg.path)
         self._write_index(seg)
 
@@ -279,6 +311,13 @@ class FileLog(Log):
         seg = self._segments[-1]
         seg.index = []
         next_offset, valid, error = self._scan(seg, seg.base, 0, build_index=True)
+        if self.readonly:
+            # The owner may be writing right now, so a bad frame here is
+            # (very likely) a record half-written: the end, for this reader.
+            # Real corruption is the owner's to report when it starts.
+            seg.size = valid
+            self._written = self._synced = self._durable = next_offset
+            return
         if error is not None:
             with open(seg.path, "rb") as f:
                 data = f.read()
@@ -353,6 +392,8 @@ class FileLog(Log):
     async def append(self, payloads: Sequence[bytes], *, sync: bool = True) -> int:
         if self._closed:
             raise LogWriteError("the log is closed")
+        if self.readonly:
+            raise LogWriteError("the log was opened read-only")
         payloads = list(payloads)
         loop = asyncio.get_running_loop()
         first = await loop.run_in_executor(self._io, self._write_batch, payloads, sync)

@@ -542,7 +542,9 @@ LOADED = re.compile(r"loaded (\d+) records / (\d+) events up to offset \d+ in ([
 
 
 def test_restart_answers_loading_while_replaying_a_big_log(serve):
-    srv = serve()
+    # No automatic snapshots: this measures a replay of the whole log
+    # (tests/test_snapshot.py covers start-up from a snapshot plus the tail).
+    srv = serve("--snapshot-every-events", "0")
     c = RawClient(srv.port)
     n, batch = 200_000, 10_000
     for start in range(0, n, batch):

@@ -16,6 +16,7 @@ Module map:
 - ``misc``       SWAPDB, WAIT, MEMORY USAGE/STATS/DOCTOR/... (server commands of no data type)
 - ``pubsub``     SUBSCRIBE, PSUBSCRIBE, PUBLISH, PUBSUB ... (registry and delivery: store/pubsub.py)
 - ``transactions`` MULTI, EXEC, DISCARD, WATCH, UNWATCH (state in store/transactions.py)
+- ``history``    FJORD.HISTORY (a key's recent events from the log; per-key offset index)
 - ``blocking``   BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZMPOP, ... (wait lists in store/blocking.py)
 
 Importing this package registers every command and applier.
@@ -26,6 +27,7 @@ from . import (  # noqa: F401 - importing registers the commands and appliers
     blocking,
     connection,
     hashes,
+    history,
     introspection,
     keys,
     lists,

@@ -1,4 +1,4 @@
-"""Server commands: INFO, CONFIG, DBSIZE, FLUSHDB/FLUSHALL, TIME, LASTSAVE, SHUTDOWN.
+"""Server commands: INFO, CONFIG, DBSIZE, FLUSHDB/FLUSHALL, TIME, LASTSAVE, SAVE, BGSAVE, SHUTDOWN.
 
 Settings live in ``store.config`` (one table for the CLI, the config file,
 the environment and CONFIG GET/SET); this module turns CONFIG requests into
@@ -19,7 +19,7 @@ from .. import errors
 from ..config import LOG_LEVELS, ConfigError, UnknownSetting
 from ..glob import glob_match
 from ..info import info_text, reset_rates
-from ..resp import OK, Raw, ReplyError, RespMap, Verbatim
+from ..resp import OK, Delayed, Raw, ReplyError, RespMap, Verbatim
 from ..session import Session
 from .table import command, container, subcommand
 
@@ -70,6 +70,55 @@ def time_(s: Session, args: list[bytes]):
          summary="Returns the Unix timestamp of the last successful save to disk.")
 def lastsave(s: Session, args: list[bytes]):
     return s.server.last_save_time
+
+
+# ------------------------------------------------------------------ snapshots
+#
+# The serving process never snapshots: BGSAVE and SAVE start the snapshotter
+# as a child process (store/saving.py), which replays the log from the newest
+# snapshot and writes the next one.
+
+
+@command("bgsave", -1, "admin noscript", group="server", summary="Asynchronously saves the database(s) to disk.")
+def bgsave(s: Session, args: list[bytes]):
+    schedule = False
+    if len(args) == 2 and args[1].upper() == b"SCHEDULE":
+        schedule = True
+    elif len(args) > 1:
+        raise ReplyError(errors.SYNTAX)
+    saver = s.server.saver
+    if not saver.enabled:
+        raise ReplyError(errors.NO_SNAPSHOTS)
+    if saver.in_progress:
+        if schedule:
+            saver.wait().add_done_callback(lambda _: saver.start())
+            return "Background saving scheduled"
+        raise ReplyError(errors.BGSAVE_IN_PROGRESS)
+    saver.start()
+    return "Background saving started"
+
+
+@command("save", 1, "admin noscript no_multi", group="server",
+         summary="Synchronously saves the database(s) to disk.")
+def save(s: Session, args: list[bytes]):
+    """Answers once the snapshotter child has written the snapshot; only
+    this client waits (others are served meanwhile, unlike Redis)."""
+    srv = s.server
+    saver = srv.saver
+    if not saver.enabled:
+        raise ReplyError(errors.NO_SNAPSHOTS)
+    if saver.in_progress:
+        raise ReplyError(errors.BGSAVE_IN_PROGRESS)
+    conn = srv.clients.get(s.id)
+    saver.start()
+    delayed = Delayed(OK, None)
+
+    def done(fut) -> None:
+        if conn is not None and srv.blocking.clients.get(conn) is delayed:
+            conn.unblock(OK if fut.result() else ReplyError(errors.SAVE_FAILED))
+
+    saver.wait().add_done_callback(done)
+    return delayed
 
 
 # ------------------------------------------------------------------ INFO

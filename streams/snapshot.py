@@ -1,0 +1,308 @@
+"""Snapshots: the keyspace as of a log offset, stored as the events that
+rebuild it.
+
+A snapshot holds *events* (``set``, ``hset``, ``rpush``, ...), not a binary
+image of the store's values, so this module needs no knowledge of data types:
+the store turns its state into events (``store/snapshotting.py``) and loads a
+snapshot by applying them with the same ``Keyspace.apply`` replay uses.
+
+File ``<data_dir>/snapshots/snapshot-<offset:020d>.fjs`` is the state after
+every log record below ``offset`` was applied. Layout (integers big-endian)::
+
+    header   magic "FJORDSNP" | version u16 | offset u64 | time_ms u64
+             | events u64 | CRC-32 of the preceding header bytes (u32)
+    chunks   log-record frames (``segment.frame``), the frame "offset" being
+             the chunk's index 0, 1, 2...; payload = ``events.encode_record``
+             of up to CHUNK_EVENTS events
+    footer   magic "FJSNPEND" | chunks u64 | events u64 | file CRC (u32)
+
+The file CRC is CRC-32 over the chunk bytes, then the header, then the
+footer's fields before it (this order lets the writer fill the event count
+into the header after streaming the chunks, without reading the file back).
+
+Written atomically: temp file, fsync, rename, fsync the directory. A file
+whose header or footer is not valid is never loaded (``list_snapshots``
+skips it with a log line); ``read_snapshot`` checks the whole-file CRC before
+yielding anything, then every frame's own CRC.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+from . import segment
+from .events import Event, EventDecodeError, decode_record, encode_record
+from .log import LogError
+
+log = logging.getLogger("fjord.snapshot")
+
+MAGIC = b"FJORDSNP"
+END_MAGIC = b"FJSNPEND"
+FORMAT_VERSION = 1
+_HEADER_BODY = struct.Struct(">8sHQQQ")
+_CRC = struct.Struct(">I")
+HEADER_SIZE = _HEADER_BODY.size + _CRC.size
+_FOOTER_BODY = struct.Struct(">8sQQ")
+FOOTER_SIZE = _FOOTER_BODY.size + _CRC.size
+#: events per framed chunk: big enough to amortise framing, small enough
+#: that a reader never holds much more than one chunk
+CHUNK_EVENTS = 512
+#: a chunk is also cut once its events carry about this many bytes
+CHUNK_BYTES = 1 << 20
+_READ = 1 << 20
+PREFIX = "snapshot-"
+SUFFIX = ".fjs"
+
+
+class SnapshotCorruptError(LogError):
+    """A snapshot file fails its checks (magic, version, checksums, framing)."""
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """One valid snapshot file: the state as of log ``offset``."""
+
+    offset: int
+    time_ms: int
+    path: str
+    size: int
+    events: int
+
+
+def snapshot_name(offset: int) -> str:
+    return f"{PREFIX}{offset:020d}{SUFFIX}"
+
+
+def _header(offset: int, time_ms: int, events: int) -> bytes:
+    body = _HEADER_BODY.pack(MAGIC, FORMAT_VERSION, offset, time_ms, events)
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _event_size(e: Event) -> int:
+    """Rough byte size of an event's payload (to cut chunks of big values)."""
+    n = 32 + (len(e.key) if e.key else 0)
+    for v in e.data.values():
+        if isinstance(v, (bytes, bytearray)):
+            n += len(v)
+        elif isinstance(v, (list, tuple)):
+            n += 8 * len(v)
+            for x in v:
+                if isinstance(x, (bytes, bytearray)):
+                    n += len(x)
+                elif isinstance(x, (list, tuple)):
+                    n += sum(len(y) for y in x if isinstance(y, (bytes, bytearray)))
+    return n
+
+
+def write_snapshot(directory: str, offset: int, time_ms: int, events: Iterable[Event]) -> SnapshotInfo:
+    """Write ``events`` as the snapshot at ``offset`` in ``directory``,
+    atomically; an existing snapshot at the same offset is replaced."""
+    os.makedirs(directory, exist_ok=True)
+    final = os.path.join(directory, snapshot_name(offset))
+    tmp = f"{final}.{os.getpid()}.tmp"
+    count = chunks = 0
+    crc = 0
+    try:
+        with open(tmp, "wb") as f:
+            f.write(b"\0" * HEADER_SIZE)  # filled in once the event count is known
+            batch: list[Event] = []
+            size = 0
+
+            def flush() -> None:
+                nonlocal chunks, crc
+                fr = segment.frame(chunks, encode_record(time_ms, batch))
+                crc = zlib.crc32(fr, crc)
+                f.write(fr)
+                chunks += 1
+                batch.clear()
+
+            for e in events:
+                batch.append(e)
+                count += 1
+                size += _event_size(e)
+                if len(batch) >= CHUNK_EVENTS or size >= CHUNK_BYTES:
+                    flush()
+                    size = 0
+            if batch:
+                flush()
+            header = _header(offset, time_ms, count)
+            footer_body = _FOOTER_BODY.pack(END_MAGIC, chunks, count)
+            crc = zlib.crc32(footer_body, zlib.crc32(header, crc))
+            f.write(footer_body + _CRC.pack(crc))
+            f.seek(0)
+            f.write(header)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(directory)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return SnapshotInfo(offset, time_ms, final, os.path.getsize(final), count)
+
+
+def _check_header_footer(path: str) -> SnapshotInfo:
+    """Cheap validity check: header magic/version/CRC, footer magic and
+    event count, name matching the header's offset. Raises
+    ``SnapshotCorruptError``."""
+    size = os.path.getsize(path)
+    if size < HEADER_SIZE + FOOTER_SIZE:
+        raise SnapshotCorruptError(f"snapshot {path} is truncated ({size} bytes)")
+    with open(path, "rb") as f:
+        header = f.read(HEADER_SIZE)
+        f.seek(size - FOOTER_SIZE)
+        footer = f.read(FOOTER_SIZE)
+    body = header[:_HEADER_BODY.size]
+    magic, version, offset, time_ms, events = _HEADER_BODY.unpack(body)
+    if magic != MAGIC:
+        raise SnapshotCorruptError(f"{path} is not a Fjord snapshot (bad magic)")
+    if _CRC.unpack(header[_HEADER_BODY.size:])[0] != zlib.crc32(body):
+        raise SnapshotCorruptError(f"snapshot {path} has a bad header checksum")
+    if version != FORMAT_VERSION:
+        raise SnapshotCorruptError(f"snapshot {path} has unknown format version {version}")
+    end_magic, _chunks, footer_events = _FOOTER_BODY.unpack(footer[:_FOOTER_BODY.size])
+    if end_magic != END_MAGIC or footer_events != events:
+        raise SnapshotCorruptError(f"snapshot {path} has no valid footer (half-written?)")
+    name = os.path.basename(path)
+    if name.startswith(PREFIX) and name.endswith(SUFFIX) and name[len(PREFIX):-len(SUFFIX)].isdigit():
+        if int(name[len(PREFIX):-len(SUFFIX)]) != offset:
+            raise SnapshotCorruptError(f"snapshot {path} holds offset {offset}, not the one its name says")
+    return SnapshotInfo(offset, time_ms, path, size, events)
+
+
+def inspect_snapshot(path: str) -> SnapshotInfo:
+    """Header and footer of the snapshot at ``path`` (cheap checks only)."""
+    return _check_header_footer(path)
+
+
+def list_snapshots(directory: str) -> list[SnapshotInfo]:
+    """Valid snapshots in ``directory`` by ascending offset. Files failing
+    the cheap header/footer check are skipped with a warning."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        if not (name.startswith(PREFIX) and name.endswith(SUFFIX)):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            out.append(_check_header_footer(path))
+        except (SnapshotCorruptError, OSError, struct.error) as exc:
+            log.warning("ignoring snapshot %s: %s", path, exc)
+    out.sort(key=lambda s: s.offset)
+    return out
+
+
+def latest_snapshot(directory: str, max_offset: int | None = None) -> SnapshotInfo | None:
+    """The newest valid snapshot with ``offset <= max_offset`` (any if None)."""
+    for info in reversed(list_snapshots(directory)):
+        if max_offset is None or info.offset <= max_offset:
+            return info
+    return None
+
+
+def _verify_file_crc(info: SnapshotInfo) -> None:
+    with open(info.path, "rb") as f:
+        header = f.read(HEADER_SIZE)
+        remaining = info.size - HEADER_SIZE - FOOTER_SIZE
+        crc = 0
+        while remaining > 0:
+            block = f.read(min(_READ, remaining))
+            if not block:
+                raise SnapshotCorruptError(f"snapshot {info.path} is truncated")
+            crc = zlib.crc32(block, crc)
+            remaining -= len(block)
+        footer = f.read(FOOTER_SIZE)
+    crc = zlib.crc32(footer[:_FOOTER_BODY.size], zlib.crc32(header, crc))
+    if len(footer) != FOOTER_SIZE or _CRC.unpack(footer[_FOOTER_BODY.size:])[0] != crc:
+        raise SnapshotCorruptError(f"snapshot {info.path} fails its whole-file checksum")
+
+
+def _as_info(info_or_path: SnapshotInfo | str) -> SnapshotInfo:
+    if isinstance(info_or_path, SnapshotInfo):
+        return info_or_path
+    return _check_header_footer(info_or_path)
+
+
+def read_snapshot_chunks(info_or_path: SnapshotInfo | str) -> Iterator[list[Event]]:
+    """The snapshot's events, one decoded chunk at a time. The whole-file
+    checksum is verified before the first chunk is yielded; every frame is
+    checked again as it is decoded. Raises ``SnapshotCorruptError``."""
+    try:
+        info = _as_info(info_or_path)
+        _verify_file_crc(info)
+    except (OSError, struct.error) as exc:
+        raise SnapshotCorruptError(f"cannot read snapshot {info_or_path}: {exc}") from exc
+    end = info.size - FOOTER_SIZE
+    seen = 0
+    with open(info.path, "rb") as f:
+        f.seek(HEADER_SIZE)
+        buf, p, pos, index = b"", 0, HEADER_SIZE, 0
+        while pos < end or p < len(buf):
+            try:
+                _, payload, nxt = segment.parse(buf, p, index)
+            except segment.Incomplete:
+                if pos >= end:
+                    raise SnapshotCorruptError(f"snapshot {info.path} ends inside chunk {index}") from None
+                buf, p = buf[p:], 0
+                need = segment.HEADER_SIZE
+                if len(buf) >= need:
+                    need += segment.HEADER.unpack_from(buf, 0)[1]
+                more = f.read(min(max(need - len(buf), _READ), end - pos))
+                if not more:
+                    raise SnapshotCorruptError(f"snapshot {info.path} is truncated") from None
+                buf += more
+                pos += len(more)
+                continue
+            except segment.Corrupt as exc:
+                raise SnapshotCorruptError(f"snapshot {info.path} is corrupt at chunk {index}: {exc}") from None
+            p = nxt
+            try:
+                record = decode_record(index, payload)
+            except EventDecodeError as exc:
+                raise SnapshotCorruptError(f"snapshot {info.path}: {exc}") from None
+            seen += len(record.events)
+            index += 1
+            yield record.events
+    if seen != info.events:
+        raise SnapshotCorruptError(f"snapshot {info.path} holds {seen} events, its header says {info.events}")
+
+
+def read_snapshot(info_or_path: SnapshotInfo | str) -> Iterator[Event]:
+    """Every event of the snapshot, in order (see ``read_snapshot_chunks``)."""
+    for chunk in read_snapshot_chunks(info_or_path):
+        yield from chunk
+
+
+def remove_stale_temp_files(directory: str) -> None:
+    """Delete temp files a killed writer left (call only while holding the
+    snapshot lock, so no live writer owns them)."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return
+    for name in names:
+        if name.startswith(PREFIX) and name.endswith(".tmp"):
+            log.info("removing a half-written snapshot left by a killed writer: %s", name)
+            try:
+                os.unlink(os.path.join(directory, name))
+            except FileNotFoundError:
+                pass
