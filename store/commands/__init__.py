@@ -9,7 +9,8 @@ Module map:
 - ``connection`` PING, HELLO, AUTH, SELECT, CLIENT ..., QUIT, RESET
 - ``admin``      INFO, CONFIG, DBSIZE, FLUSHDB/ALL, TIME, LASTSAVE, SHUTDOWN
 - ``introspection`` COMMAND, COMMAND INFO/DOCS/COUNT/GETKEYS/LIST
-- ``zsets``      ZADD, ZRANGE, ZUNIONSTORE, ZSCAN, ... (sorted sets)
+- ``zsets``      ZADD, ZRANGE, ZPOPMIN, ZSCAN, ... (sorted sets)
+- ``zsetalgebra`` ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD
 - ``hashes``     HSET, HGET, HINCRBYFLOAT, HRANDFIELD, HSCAN, ...
 - ``sets``       SADD, SPOP, SINTER, SUNIONSTORE, SSCAN, ... (+ the scan helpers HSCAN uses)
 - ``lists``      LPUSH, LPOP, LRANGE, LPOS, LMOVE, LMPOP, ... (+ pop helpers for the blocking family)
@@ -36,5 +37,6 @@ from . import (  # noqa: F401 - importing registers the commands and appliers
     sets,
     strings,
     transactions,
+    zsetalgebra,
     zsets,
 )
