@@ -162,6 +162,12 @@ SETTINGS: list[Setting] = [
             mutable=True, minimum=0, flag="--snapshot-every-events"),
     Setting("snapshot-keep", 2, _parse_int, "snapshots to keep (the snapshotter deletes older ones)",
             mutable=True, minimum=1, maximum=1000, flag="--snapshot-keep"),
+    Setting("log-retention-hours", 24, _parse_int,
+            "delete log segments covered by the snapshots once older than this (0: as soon as covered)",
+            mutable=True, minimum=0, flag="--log-retention-hours"),
+    Setting("log-retention-bytes", 0, _parse_memory,
+            "cap on the log's size: past it, covered segments are deleted even if a registered consumer "
+            "still needs them (0: no cap)", mutable=True, minimum=0, flag="--log-retention-bytes"),
     Setting("loglevel", "notice", _one_of("debug", "verbose", "notice", "warning"),
             "debug, verbose, notice or warning", mutable=True, flag="--loglevel"),
     Setting("repair", False, _parse_bool,

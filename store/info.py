@@ -18,7 +18,12 @@ Fjord's own fields:
   count/last/avg/max ms); ``durability_lag_records`` (staged or written but
   not yet durable); ``group_commit_batches/records/max_batch/avg_batch``;
   ``last_write_error(_time)``; ``replay_*`` (the replay at start).
-  ``loading_*`` while loading count log records, not bytes.
+  While loading, Redis's ``loading_*`` fields count items, not bytes:
+  ``loading_total_items``/``loading_loaded_items`` are snapshot events plus
+  tail log records; ``loading_phase`` (snapshot|log),
+  ``loading_snapshot_events``, ``loading_total_records``/
+  ``loading_loaded_records`` (the tail) and ``loading_events_done`` are
+  Fjord's own (see store/loading.py).
 - Stats: ``total_held_replies`` (replies that waited for durability),
   ``total_protocol_errors``, ``total_log_write_errors``.
 - Replication: ``master_repl_offset`` is the log's end offset.
@@ -214,6 +219,8 @@ def _persistence(srv: "Server") -> list[tuple[str, object]]:
     if log is not None:
         fields += [("log_start_offset", log.start_offset), ("log_end_offset", log.end_offset)]
         fields += [(k, v) for k, v in log.stats().items() if k not in ("log_start_offset", "log_end_offset")]
+    if srv.retention is not None:
+        fields += srv.retention.info_fields()
     if committer is not None:
         # staged but not yet appended, plus appended but not yet fsynced
         unsynced = max(getattr(log, "written_offset", log.end_offset) - log.end_offset, 0) if log else 0
@@ -241,18 +248,31 @@ def _persistence(srv: "Server") -> list[tuple[str, object]]:
 
 
 def _loading_fields(srv: "Server") -> list[tuple[str, object]]:
-    start = srv.log.start_offset
-    total = max(srv.loading_end_offset - start, 0)
-    done = max(srv.loading_offset - start, 0)
+    """Redis's loading fields, counted in items instead of bytes (snapshot
+    events, then log records of the tail: see store/loading.py), plus the
+    phase and the events applied so far."""
+    phase = getattr(srv, "loading_phase", "log")
+    snap_total = getattr(srv, "loading_snapshot_events", 0)
+    snap_done = getattr(srv, "loading_snapshot_done", 0)
+    tail_start = getattr(srv, "loading_tail_start", srv.log.start_offset)
+    tail_total = max(srv.loading_end_offset - tail_start, 0)
+    tail_done = max(srv.loading_offset - tail_start, 0) if phase == "log" else 0
+    total = snap_total + tail_total
+    done = snap_done + tail_done
     elapsed = time.time() - srv.loading_started
     perc = 100.0 * done / total if total else 0.0
     eta = int(elapsed * (total - done) / done) if done else 1
     return [
         ("loading_start_time", int(srv.loading_started)),
-        ("loading_total_records", total),
-        ("loading_loaded_records", done),
+        ("loading_total_items", total),
+        ("loading_loaded_items", done),
         ("loading_loaded_perc", f"{perc:.2f}"),
         ("loading_eta_seconds", eta),
+        ("loading_phase", phase),
+        ("loading_snapshot_events", snap_total),
+        ("loading_total_records", tail_total),
+        ("loading_loaded_records", tail_done),
+        ("loading_events_done", getattr(srv, "loading_events_done", 0)),
     ]
 
 

@@ -31,6 +31,7 @@ import orjson
 
 from streams.events import Event, Record, encode_record
 from streams.filelog import FileLog
+from streams.log import LogError
 
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-./@#{}[]+=,")
 _ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r",
@@ -119,6 +120,10 @@ async def _records(data_dir: str, start: int | None, end: int | None,
     try:
         if last is not None:
             start = max(log.start_offset, log.end_offset - last)
+        elif start is not None and start < log.start_offset:
+            raise LogError(f"offset {start} is no longer in the log: retention deleted the records before "
+                           f"offset {log.start_offset} (covered by a snapshot); use --from {log.start_offset} "
+                           f"or later")
         async for r in log.read(start or 0, end):
             yield r
     finally:

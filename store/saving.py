@@ -120,6 +120,8 @@ class Saver:
             elif not ok:
                 log.error("the snapshotter exited with status %d", rc)
             await asyncio.get_running_loop().run_in_executor(None, self.refresh)
+            if ok and srv.retention is not None:
+                srv.retention.kick()  # a newer snapshot may cover more of the log
         except Exception as exc:  # noqa: BLE001 - a failed snapshot must not stop the server
             log.error("could not run the snapshotter: %s", exc)
         finally:

@@ -378,6 +378,8 @@ class Server:
         self.replay_stats = None
         #: BGSAVE/SAVE/automatic snapshots: the snapshotter child (store/saving.py)
         self.saver = Saver(self)
+        #: deletes log segments covered by snapshots (store/retention.py); set in start()
+        self.retention = None
         self.system = Session(self, self.keyspace, 0, "", "")
         #: SCAN-family cursor snapshots and RANDOMKEY samples (store/cursors.py)
         self.cursors = CursorTable()
@@ -466,29 +468,36 @@ class Server:
         self.write_error_until = max(self.write_error_until, now + 2 * (now - t0))
 
     async def _replay(self) -> None:
+        """Load the newest snapshot, then replay the log's tail, keeping the
+        ``loading_*`` figures of INFO and the start-up progress display
+        current (store/loading.py)."""
+        from .loading import LoadingProgress
+
         self.loading = True
         self.loading_started = time.time()
         self.loading_end_offset = self.log.end_offset
         self.loading_offset = self.log.start_offset
-
-        def progress(done: int, end: int) -> None:
-            self.loading_offset = done
-
-        start = self.log.start_offset
-        if self.saver.enabled:  # the newest snapshot, then the log's tail from its offset
-            from . import snapshotter
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, snapshotter.set_aside_future_snapshots,
-                                       self.saver.directory, self.loading_end_offset)
-            info, events, seconds = await snapshotter.load_latest(
-                self.keyspace, self.saver.directory, self.loading_end_offset)
-            await loop.run_in_executor(None, self.saver.refresh)
-            if info is not None:
-                start = self.loading_offset = info.offset
-                log.info("loaded snapshot at offset %d with %d events in %.3f s (%.0f events/s)",
-                         info.offset, events, seconds, events / seconds if seconds > 0 else 0)
-        mat = Materializer(self.log, self.keyspace, start)
-        stats = await mat.catch_up(progress=progress)
+        progress = LoadingProgress(self)
+        try:
+            start = self.log.start_offset
+            if self.saver.enabled:  # the newest snapshot, then the log's tail from its offset
+                from . import snapshotter
+                loop = asyncio.get_running_loop()
+                await loop.run_in_executor(None, snapshotter.set_aside_future_snapshots,
+                                           self.saver.directory, self.loading_end_offset)
+                info, events, seconds = await snapshotter.load_latest(
+                    self.keyspace, self.saver.directory, self.loading_end_offset, progress=progress.snapshot)
+                await loop.run_in_executor(None, self.saver.refresh)
+                if info is not None:
+                    start = info.offset
+                    log.info("loaded snapshot at offset %d with %d events in %.3f s (%.0f events/s)",
+                             info.offset, events, seconds, events / seconds if seconds > 0 else 0)
+            progress.log_started(start, self.loading_end_offset, self.loading_snapshot_done)
+            mat = Materializer(self.log, self.keyspace, start)
+            stats = await mat.catch_up(progress=progress.log)
+        finally:
+            progress.close()
+        self.loading_events_done = self.loading_snapshot_done + stats.events
         self.replay_stats = stats
         self.loading = False
         log.info(
@@ -532,6 +541,9 @@ class Server:
         self._tasks.append(loop.create_task(expiry.run_cron(self)))
         if self.saver.enabled:
             self._tasks.append(loop.create_task(self.saver.auto()))
+            from .retention import Retention
+            self.retention = Retention(self)
+            self._tasks.append(loop.create_task(self.retention.run()))
         log.info("ready to accept connections")
 
     @property

@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import time
+from typing import Callable
 
 from streams import snapshot
 from streams.filelog import FileLog
@@ -48,11 +49,15 @@ class SnapshotBusy(LogError):
     """Another snapshotter holds ``snapshots/LOCK``."""
 
 
-async def load_latest(keyspace: Keyspace, directory: str, max_offset: int) -> tuple[SnapshotInfo | None, int, float]:
+async def load_latest(keyspace: Keyspace, directory: str, max_offset: int,
+                      progress: Callable[[int, int], None] | None = None,
+                      ) -> tuple[SnapshotInfo | None, int, float]:
     """Apply the newest snapshot at or below ``max_offset`` to the (empty)
     ``keyspace``; if it turns out corrupt, reset and try the one before.
     Returns ``(snapshot or None, events applied, seconds)``. Chunks are read
-    and decoded on a thread; events are applied on the caller's loop."""
+    and decoded on a thread; events are applied on the caller's loop.
+    ``progress(events_done, events_total)`` is called after each chunk (a
+    few hundred events), never per event."""
     loop = asyncio.get_running_loop()
     candidates = await loop.run_in_executor(None, snapshot.list_snapshots, directory)
     for info in reversed([s for s in candidates if s.offset <= max_offset]):
@@ -68,6 +73,8 @@ async def load_latest(keyspace: Keyspace, directory: str, max_offset: int) -> tu
                 for e in chunk:
                     apply(e)
                 events += len(chunk)
+                if progress is not None:
+                    progress(events, info.events)
         except SnapshotCorruptError as exc:
             log.error("not loading snapshot %s: %s; trying an older one", info.path, exc)
             keyspace.reset()

@@ -40,7 +40,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import AsyncIterator, Sequence
 
 from . import segment
@@ -53,6 +53,7 @@ _INDEX_ENTRY = struct.Struct(">QQ")
 _INDEX_CRC = struct.Struct(">I")
 READ_CHUNK = 1 << 20
 _entry_offset = itemgetter(0)
+_segment_base = attrgetter("base")
 
 
 @dataclass
@@ -176,6 +177,17 @@ class FileLog(Log):
     def _open_readonly_sync(self) -> None:
         if not os.path.isdir(self.path):
             raise LogError(f"no log in {self.path}")
+        for attempt in range(3):
+            try:
+                return self._open_readonly_once()
+            except FileNotFoundError:
+                # the owner's retention deleted a segment between our listing
+                # and our reading it: list again
+                if attempt == 2:
+                    raise
+                self._segments, self._bases = [], []
+
+    def _open_readonly_once(self) -> None:
         bases = sorted(
             int(name[:-4]) for name in os.listdir(self.path) if name.endswith(".log") and name[:-4].isdigit()
         )
@@ -526,14 +538,21 @@ class FileLog(Log):
         (runs on a reader thread; verifies every checksum it reads). Always
         returns at least the record at ``start`` if the segment has it,
         however large it is."""
-        i = bisect.bisect_right(self._bases, start) - 1
+        # One list, read once: retention replaces it (never edits it in
+        # place), so base and segment always agree for this reader.
+        segs = self._segments
+        i = bisect.bisect_right(segs, start, key=_segment_base) - 1
         if i < 0:
-            return []
-        seg = self._segments[i]
+            raise self._gone(start, segs[0].base)
+        seg = segs[i]
         off, pos = seg.position_for(start)
         size = seg.size
         out: list[tuple[int, bytes]] = []
-        with open(seg.path, "rb") as f:
+        try:
+            f = open(seg.path, "rb")
+        except FileNotFoundError:  # retention deleted it after we picked it
+            raise self._gone(start, self.start_offset) from None
+        with f:
             f.seek(pos)
             buf = f.read(min(READ_CHUNK, size - pos))
             p = 0
@@ -556,6 +575,12 @@ class FileLog(Log):
                 p, off = nxt, o + 1
         return out
 
+    def _gone(self, offset: int, start: int) -> LogError:
+        return LogError(
+            f"offset {offset} is no longer in the log in {self.path}: retention deleted the segments "
+            f"before offset {start} (covered by a snapshot); read from offset {start} or later"
+        )
+
     @staticmethod
     def _read_more(f, seg: _Segment, buf: bytes, pos: int, p: int, off: int, size: int) -> tuple[bytes, int, int]:
         """The frame at ``buf[p:]`` runs past the buffer: drop what was
@@ -573,6 +598,49 @@ class FileLog(Log):
                 f"start with --repair to truncate the log at offset {off}"
             )
         return buf[p:] + more, pos + p, 0
+
+    # ------------------------------------------------------------- retention
+
+    def segment_list(self) -> list[tuple[int, int, int, str]]:
+        """``(base, end, size, path)`` of every segment, oldest first; the
+        last one is the active segment (its ``end`` is ``written_offset``)."""
+        segs = self._segments
+        ends = [s.base for s in segs[1:]] + [self._written]
+        return [(s.base, e, s.size, s.path) for s, e in zip(segs, ends)]
+
+    async def delete_segments_before(self, offset: int) -> list[int]:
+        """Delete every closed segment whose records are all below
+        ``offset`` (never the active one), with its index; returns the
+        deleted segments' base offsets. Runs on the I/O thread, so it never
+        races a roll. A reader still inside a deleted segment gets a
+        ``LogError`` saying so (or finishes, if it already had it open)."""
+        if self.readonly:
+            raise LogError("the log was opened read-only")
+        if self._closed:
+            raise LogError("the log is closed")
+        return await asyncio.get_running_loop().run_in_executor(self._io, self._delete_before_sync, offset)
+
+    def _delete_before_sync(self, offset: int) -> list[int]:
+        segs = self._segments
+        n = 0
+        while n < len(segs) - 1 and segs[n + 1].base <= offset:
+            n += 1
+        if n == 0:
+            return []
+        doomed = segs[:n]
+        # New lists, not edits in place: a reader thread holding the old
+        # list keeps a consistent view (see _read_chunk).
+        self._segments = segs[n:]
+        self._bases = [s.base for s in self._segments]
+        for seg in doomed:
+            # index first: a crash in between leaves a segment whose index
+            # is rebuilt, never an index without its segment
+            _unlink_quietly(self._index_path(seg))
+            _unlink_quietly(seg.path)
+        self._fsync_dir()
+        log.info("retention deleted %d log segment(s) holding offsets %d..%d; the log now starts at %d",
+                 n, doomed[0].base, self._segments[0].base - 1, self._segments[0].base)
+        return [s.base for s in doomed]
 
     # ----------------------------------------------------------------- admin
 
