@@ -98,7 +98,7 @@ class LoadingProgress:
             if self.bar is None:
                 from tqdm import tqdm
 
-                self.bar = tqdm(total=0, desc="loading", unit=" items", unit_scale=True,
+                self.bar = tqdm(total=self.units()[1] or None, desc="loading", unit=" items", unit_scale=True,
                                 delay=BAR_DELAY, file=sys.stderr, leave=False, dynamic_ncols=True)
             self._update_bar()
             return
