@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -111,7 +112,8 @@ class Saver:
             args = [sys.executable, "-m", "store", "snapshot", "--data-dir", config["dir"],
                     "--max-offset", str(min(target, srv.log.end_offset)),
                     "--databases", str(config["databases"]),
-                    "--keep", str(config["snapshot-keep"]), "--loglevel", config["loglevel"]]
+                    "--keep", str(config["snapshot-keep"]), "--loglevel", config["loglevel"],
+                    "--parent-pid", str(os.getpid())]
             self.proc = await asyncio.create_subprocess_exec(*args, stdin=asyncio.subprocess.DEVNULL)
             rc = await self.proc.wait()
             ok = rc == 0

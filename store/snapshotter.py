@@ -172,6 +172,8 @@ def add_parser(sub) -> None:
     p.add_argument("--databases", type=int, default=DEFAULT_DATABASES, help="number of databases")
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="snapshots to keep (older ones are deleted)")
     p.add_argument("--loglevel", default="notice", help="debug, verbose, notice or warning")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="exit when this process (the server that started us) dies")
     actions = p.add_subparsers(dest="action")
     i = actions.add_parser("inspect", help="print a snapshot's header and a summary")
     i.add_argument("file")
@@ -185,6 +187,8 @@ def run(ns) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if getattr(ns, "action", None) == "inspect":
         return inspect(ns.file, ns.events)
+    if ns.parent_pid is not None and not _die_with_parent(ns.parent_pid):
+        return 1
     try:
         asyncio.run(take_snapshot(ns.data_dir, ns.max_offset, ns.databases, ns.keep))
     except SnapshotBusy as exc:
@@ -194,6 +198,25 @@ def run(ns) -> int:
         log.error("snapshot failed: %s", exc)
         return 1
     return 0
+
+
+def _die_with_parent(parent_pid: int) -> bool:
+    """Ask Linux to SIGTERM us when the server that started us dies, so a
+    killed server leaves no snapshotter behind competing for the CPU (the
+    snapshot it was writing is only ever a temp file). False if the parent
+    is already gone."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the snapshot still completes
+        pass
+    if os.getppid() != parent_pid:
+        log.warning("the server that asked for this snapshot is gone; not writing it")
+        return False
+    return True
 
 
 def inspect(path: str, show_events: bool) -> int:
