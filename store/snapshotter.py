@@ -201,10 +201,10 @@ def run(ns) -> int:
 
 
 def _die_with_parent(parent_pid: int) -> bool:
-    """Ask Linux to SIGTERM us when the server that started us dies, so a
-    killed server leaves no snapshotter behind competing for the CPU (the
-    snapshot it was writing is only ever a temp file). False if the parent
-    is already gone."""
+    """Run as the server's child: ask Linux to SIGTERM us when the server
+    dies, so a killed server leaves no snapshotter behind competing for the
+    CPU (the snapshot it was writing is only ever a temp file), and lower our
+    priority below the server's. False if the parent is already gone."""
     import ctypes
     import signal
 
@@ -216,6 +216,10 @@ def _die_with_parent(parent_pid: int) -> bool:
     if os.getppid() != parent_pid:
         log.warning("the server that asked for this snapshot is gone; not writing it")
         return False
+    try:
+        os.nice(10)  # the server's clients come first; a snapshot can wait
+    except OSError:
+        pass
     return True
 
 

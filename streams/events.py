@@ -112,14 +112,23 @@ def decode_record(offset: int, payload: bytes) -> Record:
         events = []
         for e in doc["events"]:
             key = e.get("key")
-            events.append(
-                Event(
-                    e["type"],
-                    e.get("db"),
-                    None if key is None else _decode_value(key),
-                    {k: _decode_value(v) for k, v in (e.get("data") or {}).items()},
-                )
-            )
+            if type(key) is str:
+                key = key.encode("utf-8")
+            elif key is not None:
+                key = _decode_value(key)
+            data = e.get("data")
+            if data:
+                # The dict is ours (fresh from orjson): convert in place, and
+                # only the values that need it (replay spends its time here).
+                for k, v in data.items():
+                    t = type(v)
+                    if t is str:
+                        data[k] = v.encode("utf-8")
+                    elif t is list or t is dict:
+                        data[k] = _decode_value(v)
+            else:
+                data = {}
+            events.append(Event(e["type"], e.get("db"), key, data))
         return Record(offset, doc.get("time", 0), events)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         # binascii.Error (bad base64) is a ValueError
