@@ -32,6 +32,7 @@ import pytest
 
 from conftest import FjordProcess, RawClient
 from test_durability import wait_serving
+from crashkit import guarded
 
 SEED = int(os.environ.get("FJORD_CRASH_SEED", "20261127"))
 DURABILITY = os.environ.get("FJORD_CRASH_DURABILITY", "sync")
@@ -140,15 +141,6 @@ def writer(n: int, port: int, rng: random.Random, seq: list[int], ledger: Ledger
         c.close()
 
 
-def guarded(target, ledger: Ledger):
-    """Run a client thread; an exception in it fails the test, not just the thread."""
-    def run(*args):
-        try:
-            target(*args)
-        except Exception as exc:  # noqa: BLE001 - reported through the ledger
-            with ledger.lock:
-                ledger.problems.append(f"{target.__name__} thread crashed: {exc!r}")
-    return run
 
 
 def parse_bulk(reply: bytes) -> bytes | None:

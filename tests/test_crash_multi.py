@@ -40,6 +40,7 @@ import pytest
 
 from conftest import FjordProcess, RawClient
 from test_durability import resp, wait_serving
+from crashkit import guarded
 
 SEED = int(os.environ.get("FJORD_CRASH_SEED", "20261204"))
 ROUNDS = 5
@@ -181,15 +182,6 @@ def reader(port: int, ledger: Ledger) -> None:
         c.close()
 
 
-def guarded(target, ledger: Ledger):
-    """Run a client thread; an exception in it fails the test, not just the thread."""
-    def run(*args):
-        try:
-            target(*args)
-        except Exception as exc:  # noqa: BLE001 - reported through the ledger
-            with ledger.lock:
-                ledger.problems.append(f"{target.__name__} thread crashed: {exc!r}")
-    return run
 
 
 def tear_log_tail(data_dir: str, rng: random.Random) -> None:

@@ -26,9 +26,8 @@ import time
 import pytest
 
 from conftest import FjordProcess, RawClient
-from streams import segment
-from streams.events import decode_record
 from store import errors
+from logtools import logged_events
 
 FSYNC_DELAY = 0.5
 ENOSPC_REPLY = b"-" + errors.misconf_log("No space left on device").encode() + b"\r\n"
@@ -41,23 +40,8 @@ LOADING_REPLY = b"-" + errors.LOADING.encode() + b"\r\n"
 
 def logged_sets(data_dir: str) -> list[tuple[bytes, bytes]]:
     """Every (key, value) of a ``set`` event in the log under ``data_dir``,
-    in log order, decoded from the segment files as an outside reader would.
-    A torn frame at the end (a write in progress) ends the read."""
-    log_dir = os.path.join(data_dir, "log")
-    out = []
-    for name in sorted(n for n in os.listdir(log_dir) if n.endswith(".log")):
-        with open(os.path.join(log_dir, name), "rb") as f:
-            data = f.read()
-        pos = 0
-        while pos < len(data):
-            try:
-                offset, payload, pos = segment.parse(data, pos)
-            except segment.Incomplete:
-                break
-            for e in decode_record(offset, payload).events:
-                if e.type == "set":
-                    out.append((e.key, e.data["value"]))
-    return out
+    in log order (a torn frame at the end, a write in progress, ends it)."""
+    return [(e.key, e.data["value"]) for e in logged_events(data_dir) if e.type == "set"]
 
 
 def is_logged(data_dir: str, key: bytes, value: bytes) -> bool:
