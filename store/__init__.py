@@ -21,7 +21,7 @@ Module map:
 - ``zset``         the sorted-set value (dict + SortedList) and its parsing
 - ``longdouble``   INCRBYFLOAT/HINCRBYFLOAT arithmetic as x86-64 Redis does it
 - ``lcs``          the LCS algorithm
-- ``snapshotting`` keyspace -> the events that recreate it (snapshot content)
+- ``snapshotting`` keyspace <-> columnar msgpack sections (snapshot content)
 - ``snapshotter``  ``fjord snapshot``: the child process that writes snapshots
 - ``saving``       the server's side of snapshots: BGSAVE/SAVE, schedule, LASTSAVE
 - ``loading``      start-up progress (INFO loading fields, progress bar)

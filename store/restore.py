@@ -33,11 +33,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from streams.filelog import FileLog
-from streams.snapshot import latest_snapshot, list_snapshots, read_snapshot, write_snapshot
+from streams.snapshot import latest_snapshot, list_snapshots, read_sections
 
 from .keyspace import DEFAULT_DATABASES, Keyspace
 from .logcli import open_log_readonly
-from .snapshotting import load_types, state_events
+from .snapshotting import load_sections, load_types, write_state
 
 
 class RestoreError(Exception):
@@ -135,8 +135,7 @@ async def restore(source: str, target: str, *, to_offset: int | None = None, to_
         start = 0
         last_time = 0
         if snap is not None:
-            for event in read_snapshot(snap):
-                keyspace.apply(event)
+            load_sections(keyspace, read_sections(snap))
             start, last_time = snap.offset, snap.time_ms
         if start < log.start_offset:
             raise RestoreError(
@@ -171,7 +170,7 @@ def _write_target(target: str, offset: int, time_ms: int, keyspace: Keyspace) ->
     """The snapshot at ``offset`` and an empty log continuing from it."""
     os.makedirs(target, exist_ok=True)
     _check_target(target)
-    write_snapshot(os.path.join(target, "snapshots"), offset, time_ms, state_events(keyspace))
+    write_state(os.path.join(target, "snapshots"), offset, time_ms, keyspace)
     log_dir = os.path.join(target, "log")
     os.makedirs(log_dir)
     fd = os.open(os.path.join(log_dir, f"{offset:020d}.log"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

@@ -27,7 +27,7 @@ from streams.materializer import Materializer
 from streams.snapshot import SnapshotCorruptError, SnapshotInfo
 
 from .keyspace import DEFAULT_DATABASES, Keyspace
-from .snapshotting import load_types, state_events
+from .snapshotting import SectionLoader, load_types, write_state
 
 log = logging.getLogger("fjord.snapshot")
 
@@ -52,34 +52,33 @@ class SnapshotBusy(LogError):
 async def load_latest(keyspace: Keyspace, directory: str, max_offset: int,
                       progress: Callable[[int, int], None] | None = None,
                       ) -> tuple[SnapshotInfo | None, int, float]:
-    """Apply the newest snapshot at or below ``max_offset`` to the (empty)
+    """Load the newest snapshot at or below ``max_offset`` into the (empty)
     ``keyspace``; if it turns out corrupt, reset and try the one before.
-    Returns ``(snapshot or None, events applied, seconds)``. Chunks are read
-    and decoded on a thread; events are applied on the caller's loop.
-    ``progress(events_done, events_total)`` is called after each chunk (a
-    few hundred events), never per event."""
+    Returns ``(snapshot or None, keys loaded, seconds)``. Sections are read
+    and decoded on a thread and applied on the caller's loop, a bulk update
+    each. ``progress(keys_done, keys_total)`` is called after each section
+    (up to ``snapshotting.SECTION_KEYS`` keys), never per key."""
     loop = asyncio.get_running_loop()
     candidates = await loop.run_in_executor(None, snapshot.list_snapshots, directory)
     for info in reversed([s for s in candidates if s.offset <= max_offset]):
         t0 = time.perf_counter()
-        apply = keyspace.apply
-        events = 0
-        chunks = snapshot.read_snapshot_chunks(info)
+        loader = SectionLoader(keyspace)
+        keys = 0
+        sections = snapshot.read_sections(info)
         try:
             while True:
-                chunk = await loop.run_in_executor(None, next, chunks, None)
-                if chunk is None:
+                section = await loop.run_in_executor(None, next, sections, None)
+                if section is None:
                     break
-                for e in chunk:
-                    apply(e)
-                events += len(chunk)
+                keys += loader.load(section)
                 if progress is not None:
-                    progress(events, info.events)
-        except SnapshotCorruptError as exc:
+                    progress(keys, info.events)
+            loader.finish()
+        except (SnapshotCorruptError, ValueError, KeyError, TypeError, IndexError) as exc:
             log.error("not loading snapshot %s: %s; trying an older one", info.path, exc)
             keyspace.reset()
             continue
-        return info, events, time.perf_counter() - t0
+        return info, keys, time.perf_counter() - t0
     return None, 0, 0.0
 
 
@@ -135,10 +134,10 @@ async def take_snapshot(data_dir: str, max_offset: int | None = None, databases:
         try:
             end = flog.end_offset if max_offset is None else min(max_offset, flog.end_offset)
             ks = Keyspace(databases)
-            base, events, secs = await load_latest(ks, sdir, end)
+            base, keys, secs = await load_latest(ks, sdir, end)
             start = base.offset if base is not None else 0
             if base is not None:
-                log.info("loaded snapshot at offset %d with %d events in %.3f s", base.offset, events, secs)
+                log.info("loaded snapshot at offset %d with %d keys in %.3f s", base.offset, keys, secs)
             if start < flog.start_offset:
                 raise LogError(f"the log starts at offset {flog.start_offset} and no snapshot covers "
                                f"the records before it")
@@ -146,9 +145,9 @@ async def take_snapshot(data_dir: str, max_offset: int | None = None, databases:
             _fsync_log_files(flog.path)
         finally:
             await flog.close()
-        info = snapshot.write_snapshot(sdir, end, int(time.time() * 1000), state_events(ks))
+        info = write_state(sdir, end, int(time.time() * 1000), ks)
         prune(sdir, keep)
-        log.info("wrote snapshot %s at offset %d: %d events, %d bytes (replayed %d records) in %.3f s",
+        log.info("wrote snapshot %s at offset %d: %d keys, %d bytes (replayed %d records) in %.3f s",
                  info.path, info.offset, info.events, info.size, stats.records, time.perf_counter() - t0)
         return info
     finally:
@@ -177,7 +176,7 @@ def add_parser(sub) -> None:
     actions = p.add_subparsers(dest="action")
     i = actions.add_parser("inspect", help="print a snapshot's header and a summary")
     i.add_argument("file")
-    i.add_argument("--events", action="store_true", help="print every event, one JSON line each")
+    i.add_argument("--events", action="store_true", help="print every key (db, key, type, expiry), one JSON line each")
 
 
 def run(ns) -> int:
@@ -223,8 +222,8 @@ def _die_with_parent(parent_pid: int) -> bool:
     return True
 
 
-def inspect(path: str, show_events: bool) -> int:
-    """Print the header, per-type counts and (optionally) every event."""
+def inspect(path: str, show_keys: bool) -> int:
+    """Print the header, per-type key counts and (optionally) every key."""
     import collections
     import sys
 
@@ -234,18 +233,22 @@ def inspect(path: str, show_events: bool) -> int:
         print(f"format version: {snapshot.FORMAT_VERSION}")
         print(f"offset:         {info.offset}  (state after log records 0..{info.offset - 1})")
         print(f"time:           {info.time_ms}  ({time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.time_ms / 1000))})")
-        print(f"events:         {info.events}")
+        print(f"keys (header):  {info.events}")
         print(f"size:           {info.size} bytes")
         types: collections.Counter = collections.Counter()
-        keys: set = set()
-        for chunk in snapshot.read_snapshot_chunks(info):
-            for e in chunk:
-                types[e.type] += 1
-                keys.add((e.db, e.key))
-                if show_events:
-                    print(_event_line(e))
-        print(f"keys:           {len(keys)}")
-        print("event types:    " + ", ".join(f"{t}={n}" for t, n in sorted(types.items())))
+        sections = 0
+        for sec in snapshot.read_sections(info):
+            sections += 1
+            if sec.get("append"):
+                continue
+            types[sec["type"]] += len(sec["keys"])
+            if show_keys:
+                exp = sec.get("expires") or [None] * len(sec["keys"])
+                for key, at in zip(sec["keys"], exp):
+                    print(_key_line(sec["db"], key, sec["type"], at))
+        print(f"sections:       {sections}")
+        print(f"keys:           {sum(types.values())}")
+        print("key types:      " + ", ".join(f"{t}={n}" for t, n in sorted(types.items())))
         print("checksums:      ok")
     except (SnapshotCorruptError, OSError) as exc:
         print(f"fjord: {exc}", file=sys.stderr)
@@ -253,11 +256,11 @@ def inspect(path: str, show_events: bool) -> int:
     return 0
 
 
-def _event_line(e) -> str:
-    """One event as a JSON line, bytes shown as the log's codec shows them."""
+def _key_line(db: int, key: bytes, type_name: str, expire_at: int | None) -> str:
+    """One key as a JSON line, bytes shown as the log's codec shows them."""
     import orjson
 
     from streams.events import _encode_bytes
 
-    return orjson.dumps({"type": e.type, "db": e.db, "key": e.key, "data": e.data},
+    return orjson.dumps({"db": db, "key": key, "type": type_name, "expire_at": expire_at},
                         default=_encode_bytes).decode()

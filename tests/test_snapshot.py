@@ -1,4 +1,4 @@
-"""Snapshots: the file format, the keyspace as events, the snapshotter
+"""Snapshots: the file format, the keyspace as sections, the snapshotter
 process, loading at start-up, SAVE/BGSAVE/LASTSAVE/INFO, and a crash test
 that SIGKILLs the server and its snapshotter child mid-snapshot."""
 
@@ -16,25 +16,27 @@ import threading
 import time
 import zlib
 
+import msgpack
 import pytest
 import redis
 
 from conftest import ROOT, FjordProcess, RawClient
 from streams import segment, snapshot
-from streams.events import Event, decode_record
+from streams.events import Event
 from streams.filelog import FileLog
 from streams.snapshot import SnapshotCorruptError
 from store.keyspace import Keyspace
-from store.snapshotting import load_types, state_events
+from store import snapshotting
+from store.snapshotting import load_sections, load_types, state_sections, write_state
 
 load_types()
 
 
-def events_sample() -> list[Event]:
+def sections_sample() -> list:
     return [
-        Event("set", 0, b"k", {"value": b"v", "expire_at": None}),
-        Event("set", 1, b"\xff\x00bin", {"value": b"\x80\x81", "expire_at": 1764255600123}),
-        Event("hset", 0, b"h", {"fields": [[b"f", b"1"]]}),
+        {"db": 0, "type": "string", "keys": [b"k"], "values": [b"v"]},
+        {"db": 1, "type": "string", "keys": [b"\xff\x00bin"], "values": [b"\x80\x81"], "expires": [1764255600123]},
+        {"db": 0, "type": "hash", "keys": [b"h"], "values": [[b"f", b"1"]]},
     ]
 
 
@@ -43,34 +45,51 @@ def events_sample() -> list[Event]:
 
 def test_format_round_trip_and_exact_header(tmp_path):
     d = str(tmp_path)
-    info = snapshot.write_snapshot(d, 42, 1764255600123, iter(events_sample()))
+    info = snapshot.write_snapshot(d, 42, 1764255600123, iter(sections_sample()), weigh=lambda s: len(s["keys"]))
     assert info.offset == 42 and info.events == 3 and info.time_ms == 1764255600123
     assert os.path.basename(info.path) == "snapshot-00000000000000000042.fjs"
     raw = open(info.path, "rb").read()
-    body = b"FJORDSNP" + struct.pack(">HQQQ", 1, 42, 1764255600123, 3)
+    body = b"FJORDSNP" + struct.pack(">HQQQ", 2, 42, 1764255600123, 3)
     assert raw[:34] == body and raw[34:38] == struct.pack(">I", zlib.crc32(body))
-    # one chunk frame at index 0 holding the three events
-    _, payload, end = segment.parse(raw, 38, 0)
-    assert decode_record(0, payload).events == events_sample()
-    footer = raw[end:]
-    assert footer[:24] == b"FJSNPEND" + struct.pack(">QQ", 1, 3) and len(footer) == 28
-    crc = zlib.crc32(footer[:24], zlib.crc32(raw[:38], zlib.crc32(raw[38:end])))
+    # one chunk frame per section, indexes 0, 1, 2, payload = msgpack (bytes as bin)
+    p = 38
+    for i, sec in enumerate(sections_sample()):
+        _, payload, p = segment.parse(raw, p, i)
+        assert payload == msgpack.packb(sec, use_bin_type=True)
+    footer = raw[p:]
+    assert footer[:24] == b"FJSNPEND" + struct.pack(">QQ", 3, 3) and len(footer) == 28
+    crc = zlib.crc32(footer[:24], zlib.crc32(raw[:38], zlib.crc32(raw[38:p])))
     assert footer[24:] == struct.pack(">I", crc)
-    assert list(snapshot.read_snapshot(info.path)) == events_sample()
+    assert list(snapshot.read_sections(info.path)) == sections_sample()
     assert snapshot.list_snapshots(d) == [info]
     assert snapshot.latest_snapshot(d, 41) is None and snapshot.latest_snapshot(d) == info
+    # without weigh, the header counts sections
+    assert snapshot.write_snapshot(d, 43, 1, sections_sample()).events == 3
+
+
+def test_version_1_snapshots_are_refused(tmp_path):
+    d = str(tmp_path)
+    info = snapshot.write_snapshot(d, 5, 1, sections_sample())
+    raw = bytearray(open(info.path, "rb").read())
+    body = b"FJORDSNP" + struct.pack(">HQQQ", 1, 5, 1, 3)
+    raw[:38] = body + struct.pack(">I", zlib.crc32(body))
+    open(info.path, "wb").write(bytes(raw))
+    with pytest.raises(SnapshotCorruptError, match="unsupported snapshot format version 1"):
+        snapshot.inspect_snapshot(info.path)
+    assert snapshot.list_snapshots(d) == [] and snapshot.latest_snapshot(d) is None
 
 
 def test_many_chunks(tmp_path):
-    evs = [Event("set", 0, b"k%d" % i, {"value": b"x" * (i % 50), "expire_at": None}) for i in range(5000)]
-    info = snapshot.write_snapshot(str(tmp_path), 7, 1, evs)
-    assert list(snapshot.read_snapshot(info)) == evs
+    secs = [{"db": 0, "type": "string", "keys": [b"k%d" % i], "values": [b"x" * (i % 50)]} for i in range(5000)]
+    info = snapshot.write_snapshot(str(tmp_path), 7, 1, secs)
+    assert list(snapshot.read_sections(info)) == secs
 
 
 def test_corrupt_or_truncated_snapshot_is_rejected_and_previous_used(tmp_path):
     d = str(tmp_path)
-    old = snapshot.write_snapshot(d, 10, 1, events_sample())
-    new = snapshot.write_snapshot(d, 20, 2, events_sample())
+    w = {"weigh": snapshotting.section_keys}
+    old = snapshot.write_snapshot(d, 10, 1, sections_sample(), **w)
+    new = snapshot.write_snapshot(d, 20, 2, sections_sample(), **w)
     raw = open(new.path, "rb").read()
     # truncated (no footer): skipped by the cheap check
     open(new.path, "wb").write(raw[:-10])
@@ -81,7 +100,7 @@ def test_corrupt_or_truncated_snapshot_is_rejected_and_previous_used(tmp_path):
     open(new.path, "wb").write(bytes(bad))
     assert snapshot.latest_snapshot(d).offset == 20
     with pytest.raises(SnapshotCorruptError):
-        list(snapshot.read_snapshot(new.path))
+        list(snapshot.read_sections(new.path))
 
     async def load():
         from store.snapshotter import load_latest
@@ -90,12 +109,27 @@ def test_corrupt_or_truncated_snapshot_is_rejected_and_previous_used(tmp_path):
 
     (info, n, _), ks = asyncio.run(load())
     assert info.offset == 10 and n == 3 and ks.dbs[0].data[b"k"] == b"v"
+    assert ks.dbs[1].expires[b"\xff\x00bin"] == 1764255600123 and ks.dbs[0].data[b"h"] == {b"f": b"1"}
     # a leftover temp file is never listed
     open(os.path.join(d, "snapshot-00000000000000000030.fjs.123.tmp"), "wb").write(raw)
     assert [s.offset for s in snapshot.list_snapshots(d)] == [10, 20]
 
 
-# ------------------------------------------------------------------ state events
+def test_chunk_count_mismatch_is_rejected(tmp_path):
+    """A file whose frames and footer disagree (chunks dropped, checksums
+    recomputed) is not loaded."""
+    info = snapshot.write_snapshot(str(tmp_path), 3, 1, sections_sample())
+    raw = open(info.path, "rb").read()
+    _, _, p = segment.parse(raw, 38, 0)
+    footer_body = b"FJSNPEND" + struct.pack(">QQ", 3, 3)
+    head = raw[:38]
+    crc = zlib.crc32(footer_body, zlib.crc32(head, zlib.crc32(raw[38:p])))
+    open(info.path, "wb").write(head + raw[38:p] + footer_body + struct.pack(">I", crc))
+    with pytest.raises(SnapshotCorruptError, match="holds 1 chunks"):
+        list(snapshot.read_sections(info.path))
+
+
+# ------------------------------------------------------------------ state sections
 
 
 def dump(ks: Keyspace) -> list:
@@ -104,35 +138,96 @@ def dump(ks: Keyspace) -> list:
     for db in ks.dbs:
         for k, v in sorted(db.data.items()):
             if isinstance(v, ZSet):
+                assert list(v.order) == sorted((s, m) for m, s in v.scores.items())
                 v = sorted(v.scores.items())
             elif isinstance(v, set):
                 v = sorted(v)
             elif not isinstance(v, bytes):
                 v = list(v.items()) if isinstance(v, dict) else list(v)
-            out.append((db.index, k, type(v).__name__, v, db.expires.get(k)))
+            out.append((db.index, k, type(db.data[k]).__name__, v, db.expires.get(k)))
     return out
 
 
-def test_state_events_round_trip_every_type(tmp_path):
+def every_type_keyspace(big: int = 2500) -> Keyspace:
     ks = Keyspace()
     apply = ks.apply
     apply(Event("set", 0, b"s", {"value": b"\x00\xffbin", "expire_at": 1900000000000}))
     apply(Event("set", 3, b"plain", {"value": b"v", "expire_at": None}))
-    apply(Event("hset", 0, b"h", {"fields": [[b"f%d" % i, b"v%d" % i] for i in range(2500)]}))
+    apply(Event("set", 3, b"\xfe\x00", {"value": b"", "expire_at": 1900000000009}))
+    apply(Event("hset", 0, b"h", {"fields": [[b"f%d" % i, b"v%d" % i] for i in range(big)]}))
     apply(Event("expire", 0, b"h", {"at": 1900000000001}))
-    apply(Event("rpush", 0, b"l", {"elements": [b"%d" % i for i in range(2100)]}))
+    apply(Event("hset", 1, b"\x00h", {"fields": [[b"\xff", b""]]}))
+    apply(Event("rpush", 0, b"l", {"elements": [b"%d" % i for i in range(big)]}))
     apply(Event("lpush", 0, b"l", {"elements": [b"head"]}))
+    apply(Event("rpush", 2, b"l2", {"elements": [b"x", b"x", b"\x80"]}))
     apply(Event("sadd", 2, b"st", {"members": [b"a", b"b", b"\xfe"]}))
     apply(Event("expire", 2, b"st", {"at": 1900000000002}))
+    apply(Event("sadd", 0, b"bigset", {"members": [b"m%d" % i for i in range(big)]}))
     apply(Event("zadd", 0, b"z", {"members": [[b"0.1", b"a"], [b"inf", b"b"], [b"-inf", b"c"],
-                                              [b"1e-300", b"d"], [b"3", b"e"]]}))
+                                              [b"1e-300", b"d"], [b"3", b"e"], [b"-0", b"f"],
+                                              [b"0.30000000000000004", b"g"]]}))
     apply(Event("expire", 0, b"z", {"at": 1900000000003}))
-    info = snapshot.write_snapshot(str(tmp_path), 5, 1, state_events(ks))
+    apply(Event("zadd", 1, b"bigz", {"members": [[b"%d" % (i % 97), b"m%d" % i] for i in range(big)]
+                                     + [[b"inf", b"top"], [b"-inf", b"bottom"]]}))
+    apply(Event("expire", 1, b"bigz", {"at": 1900000000004}))
+    return ks
+
+
+def test_state_sections_round_trip_every_type(tmp_path):
+    ks = every_type_keyspace()
+    info = write_state(str(tmp_path), 5, 1, ks)
+    assert info.events == ks.key_count()
     fresh = Keyspace()
-    for e in snapshot.read_snapshot(info):
-        fresh.apply(e)
+    assert load_sections(fresh, snapshot.read_sections(info)) == ks.key_count()
     assert dump(fresh) == dump(ks)
     assert fresh.dbs[0].expires[b"z"] == 1900000000003 and list(fresh.dbs[0].data[b"l"])[0] == b"head"
+    z = fresh.dbs[0].data[b"z"]
+    assert z.scores[b"b"] == float("inf") and z.scores[b"c"] == float("-inf") and z.scores[b"d"] == 1e-300
+    assert list(fresh.dbs[0].data[b"h"])[:2] == [b"f0", b"f1"]  # field order kept
+    assert b"plain" not in fresh.dbs[3].expires
+    # the sections are columnar and carry expires only where a key has one
+    secs = list(snapshot.read_sections(info))
+    plain = [s for s in secs if s["db"] == 3]
+    assert plain == [{"db": 3, "type": "string", "keys": [b"plain", b"\xfe\x00"], "values": [b"v", b""],
+                      "expires": [None, 1900000000009]}]
+    assert all("expires" not in s for s in secs if s["db"] == 1 and s["type"] == "hash")
+
+
+def test_big_collections_and_many_keys_span_sections(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshotting, "PART_ITEMS", 301)  # odd: parts must not split pairs
+    monkeypatch.setattr(snapshotting, "SECTION_KEYS", 100)
+    ks = every_type_keyspace(big=2000)
+    for i in range(1050):
+        ks.apply(Event("set", 0, b"k%d" % i, {"value": b"v%d" % i, "expire_at": 1900000000000 + i if i % 3 else None}))
+    for i in range(250):
+        ks.apply(Event("hset", 4, b"h%d" % i, {"fields": [[b"f", b"%d" % i]]}))
+    secs = list(state_sections(ks))
+    appended = [s for s in secs if s.get("append")]
+    assert {s["type"] for s in appended} == {"hash", "list", "set", "zset"}
+    assert all(len(s["values"][0]) <= 301 for s in secs if s["type"] != "string" and len(s["keys"]) == 1)
+    assert all(len(s["keys"]) <= 100 for s in secs)
+    info = write_state(str(tmp_path), 9, 1, ks)
+    assert info.events == ks.key_count()
+    fresh = Keyspace()
+    load_sections(fresh, snapshot.read_sections(info))
+    assert dump(fresh) == dump(ks)
+
+
+def test_unknown_value_type_is_an_error():
+    ks = Keyspace()
+    ks.dbs[0].data[b"x"] = object()
+    with pytest.raises(TypeError, match="no snapshot dumper"):
+        list(state_sections(ks))
+
+
+def test_inspect_cli(tmp_path):
+    info = write_state(str(tmp_path), 5, 1, every_type_keyspace())
+    out = subprocess.run([sys.executable, "-m", "store", "snapshot", "inspect", "--events", info.path],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "format version: 2" in out.stdout and "checksums:      ok" in out.stdout
+    assert "key types:      hash=2, list=2, set=2, string=3, zset=2" in out.stdout
+    assert '{"db":0,"key":"s","type":"string","expire_at":1900000000000}' in out.stdout
 
 
 # ------------------------------------------------------------------ the log read-only
@@ -254,8 +349,7 @@ def test_snapshotter_reads_a_log_being_written(tmp_path):
             assert rc == 0
         newest = snapshot.latest_snapshot(os.path.join(data, "snapshots"))
         ks = Keyspace()
-        for e in snapshot.read_snapshot(newest):
-            ks.apply(e)
+        load_sections(ks, snapshot.read_sections(newest))
         n = len(ks.dbs[0].data)
         assert n >= 1 and newest.offset == n  # one SET per record
         assert all(ks.dbs[0].data[b"w%d" % i] == b"%d" % i for i in range(n))
