@@ -16,11 +16,14 @@ Design (the log can be long, the event loop must not wait on it):
   staged; the record's offset is the committer's first offset plus its
   sequence number minus one (offsets are consecutive and only the committer
   appends).
-- The past: once the server is ready, a worker thread opens the log
-  read-only (its own ``FileLog`` and event loop, so nothing runs on the
-  server's loop) and indexes the last ``SCAN_RECORDS`` records before the
-  committer's first offset into a separate table, swapped in when done.
-  Until then, history older than the start is simply not shown yet.
+- The past: the first FJORD.HISTORY after a start starts a worker thread
+  that opens the log read-only (its own ``FileLog`` and event loop, so
+  nothing runs on the server's loop) and indexes the last ``SCAN_RECORDS``
+  records before the committer's first offset into a separate table,
+  swapped in when done. Until then, history older than the start is simply
+  not shown yet. Lazily, not at every start: decoding a million records in
+  Python competes with the server for the interpreter, and most servers are
+  never asked for history.
 - Answering: the offsets are read back from the log (its reader threads) in
   a task, and the reply is sent as a ``Delayed`` one, like WAIT; records not
   yet durable are waited for (the reply would be held for them anyway).
@@ -89,15 +92,21 @@ class KeyHistory:
         self.base: int | None = None
         self.live: OrderedDict[Slot, deque[int]] = OrderedDict()
         self.past: OrderedDict[Slot, deque[int]] = OrderedDict()
+        #: (log path, start, end) of the past not indexed yet, until asked
+        self._past_scan: tuple[str, int, int] | None = None
 
     def start(self, server: "Server") -> None:
-        """The committer is starting at the log's end: index from there on,
-        and the past in a thread (file logs only)."""
+        """The committer is starting at the log's end: index from there on;
+        the past is indexed on the first request (``offsets``)."""
         self.base = server.log.end_offset
         path = getattr(server.log, "path", None)
         if path is not None and self.base > server.log.start_offset:
-            threading.Thread(target=self._scan_past, args=(path, server.log.start_offset, self.base),
-                             name="fjord-history-scan", daemon=True).start()
+            self._past_scan = (path, server.log.start_offset, self.base)
+
+    def _scan_past_once(self) -> None:
+        scan, self._past_scan = self._past_scan, None
+        if scan is not None:
+            threading.Thread(target=self._scan_past, args=scan, name="fjord-history-scan", daemon=True).start()
 
     def note(self, seq: int, events: list[Event]) -> None:
         """The ``seq``-th staged record holds ``events``."""
@@ -110,6 +119,8 @@ class KeyHistory:
 
     def offsets(self, db: int, key: bytes, count: int) -> list[int]:
         """Up to ``count`` offsets of records on the key, newest first."""
+        if self._past_scan is not None:
+            self._scan_past_once()
         slot = (db, key)
         out: list[int] = []
         for table in (self.live, self.past):
