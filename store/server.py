@@ -413,7 +413,7 @@ class Server:
         """Stage the events the session's last command emitted as one record."""
         events = session.events
         session.events = []
-        self.key_history.note(self.committer.stage(encode_record(now_ms(), events)), events)
+        self.committer.stage(encode_record(now_ms(), events))
         if self.notifier.pending:  # after staging: subscribers get them once the record is durable
             self.notifier.flush()
 
@@ -536,7 +536,6 @@ class Server:
                 raise
             return  # SHUTDOWN or a signal during loading closed the log under the replay
         self.committer = GroupCommitter(self.log, sync=self.sync_replies, on_failure=self._on_log_failure)
-        self.key_history.start(self)
         from . import expiry
         self._tasks.append(loop.create_task(expiry.run_cron(self)))
         if self.saver.enabled:

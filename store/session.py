@@ -108,6 +108,8 @@ class Session:
         if self.server is not None and self.server.write_error is not None:
             return  # appends are failing: the key reads as gone; delete it once the log works
         self.emit("expired", key, EMPTY, db.index)
+        if self.server is not None:
+            self.server.stats.expired_keys += 1
 
     def lookup_string(self, key: bytes, db=None) -> bytes | None:
         v = self.lookup(key, db)

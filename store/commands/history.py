@@ -12,18 +12,12 @@ Design (the log can be long, the event loop must not wait on it):
   ``PER_KEY`` records in a bounded deque, for at most ``MAX_KEYS`` keys
   (least recently written evicted first). Only offsets, so memory does not
   depend on value sizes.
-- Live: ``Server.commit`` calls ``note(seq, events)`` as each record is
-  staged; the record's offset is the committer's first offset plus its
-  sequence number minus one (offsets are consecutive and only the committer
-  appends).
-- The past: the first FJORD.HISTORY after a start starts a worker thread
-  that opens the log read-only (its own ``FileLog`` and event loop, so
-  nothing runs on the server's loop) and indexes the last ``SCAN_RECORDS``
-  records before the committer's first offset into a separate table,
-  swapped in when done. Until then, history older than the start is simply
-  not shown yet. Lazily, not at every start: decoding a million records in
-  Python competes with the server for the interpreter, and most servers are
-  never asked for history.
+- The index is built from the log when someone asks, never on the write
+  path: each FJORD.HISTORY first waits until everything staged before it is
+  durable, then indexes, on a worker thread, the records written since the
+  previous request (at most the last ``SCAN_RECORDS``; the first request
+  after a start indexes that many). Writes pay nothing for a command most
+  servers are never sent; a request pays for the records since the last one.
 - Answering: the offsets are read back from the log (its reader threads) in
   a task, and the reply is sent as a ``Delayed`` one, like WAIT; records not
   yet durable are waited for (the reply would be held for them anyway).
@@ -39,11 +33,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
-
-from streams.events import Event
 
 from .. import errors
 from ..resp import Delayed, Raw, ReplyError, encode_error
@@ -58,9 +49,9 @@ log = logging.getLogger("fjord.history")
 
 #: offsets kept per key (the most COUNT can show)
 PER_KEY = 64
-#: keys tracked (live and past tables each); about 100 bytes + 8 per offset each
+#: keys tracked; about 100 bytes + 8 per offset each
 MAX_KEYS = 100_000
-#: records indexed from the log at start-up
+#: at most this many of the newest records are indexed by one request
 SCAN_RECORDS = 1_000_000
 DEFAULT_COUNT = 10
 #: how long a reply waits for a record still being made durable
@@ -83,74 +74,47 @@ def _remember(table: OrderedDict, slot: Slot, offset: int, per_key: int, max_key
 
 
 class KeyHistory:
-    """Recent record offsets per (db, key); see the module doc."""
+    """Recent record offsets per (db, key), indexed from the log on request."""
 
     def __init__(self, per_key: int = PER_KEY, max_keys: int = MAX_KEYS):
         self.per_key = per_key
         self.max_keys = max_keys
-        #: offset of the first record staged by this server (None: not serving yet)
-        self.base: int | None = None
-        self.live: OrderedDict[Slot, deque[int]] = OrderedDict()
-        self.past: OrderedDict[Slot, deque[int]] = OrderedDict()
-        #: (log path, start, end) of the past not indexed yet, until asked
-        self._past_scan: tuple[str, int, int] | None = None
+        self.table: OrderedDict[Slot, deque[int]] = OrderedDict()
+        #: the table covers the log's records below this offset
+        self.indexed_upto = 0
+        self._lock: asyncio.Lock | None = None
 
-    def start(self, server: "Server") -> None:
-        """The committer is starting at the log's end: index from there on;
-        the past is indexed on the first request (``offsets``)."""
-        self.base = server.log.end_offset
-        path = getattr(server.log, "path", None)
-        if path is not None and self.base > server.log.start_offset:
-            self._past_scan = (path, server.log.start_offset, self.base)
+    async def offsets(self, server: "Server", db: int, key: bytes, count: int) -> list[int]:
+        """Up to ``count`` offsets of records on the key, newest first, after
+        indexing what the log gained since the last request."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:  # one indexing thread at a time; it owns the table meanwhile
+            await self._refresh(server)
+            d = self.table.get((db, key))
+            return list(reversed(d))[:count] if d else []
 
-    def _scan_past_once(self) -> None:
-        scan, self._past_scan = self._past_scan, None
-        if scan is not None:
-            threading.Thread(target=self._scan_past, args=scan, name="fjord-history-scan", daemon=True).start()
+    async def _refresh(self, server: "Server") -> None:
+        log_, committer = server.log, server.committer
+        staged_end = log_.end_offset + (committer.staged - committer.durable if committer else 0)
+        if staged_end > log_.end_offset:  # this client may have just written: include it
+            await log_.wait_for(staged_end - 1, DURABLE_WAIT_SECONDS)
+        end = log_.end_offset
+        start = max(self.indexed_upto, log_.start_offset, end - SCAN_RECORDS)
+        if start < end:
+            await asyncio.to_thread(self._index, log_, start, end)
+        self.indexed_upto = max(self.indexed_upto, end)
 
-    def note(self, seq: int, events: list[Event]) -> None:
-        """The ``seq``-th staged record holds ``events``."""
-        if self.base is None:
-            return
-        offset = self.base + seq - 1
-        for e in events:
-            if e.key is not None:
-                _remember(self.live, (e.db, e.key), offset, self.per_key, self.max_keys)
-
-    def offsets(self, db: int, key: bytes, count: int) -> list[int]:
-        """Up to ``count`` offsets of records on the key, newest first."""
-        if self._past_scan is not None:
-            self._scan_past_once()
-        slot = (db, key)
-        out: list[int] = []
-        for table in (self.live, self.past):
-            d = table.get(slot)
-            if d:
-                out.extend(reversed(d))
-                if len(out) >= count:
-                    break
-        return out[:count]
-
-    def _scan_past(self, path: str, start: int, end: int) -> None:
-        from streams.filelog import FileLog
-
+    def _index(self, log_, start: int, end: int) -> None:
+        """Runs on a worker thread with its own event loop; decoding happens
+        here, off the server's loop (the log's reads are thread-safe)."""
         async def scan() -> None:
-            table: OrderedDict[Slot, deque[int]] = OrderedDict()
-            flog = await FileLog.open(path, readonly=True)
-            try:
-                async for r in flog.read(max(start, end - SCAN_RECORDS), end):
-                    for e in r.events:
-                        if e.key is not None:
-                            _remember(table, (e.db, e.key), r.offset, self.per_key, self.max_keys)
-            finally:
-                await flog.close()
-            self.past = table  # one assignment: the loop sees the old table or the new one
+            async for r in log_.read(start, end):
+                for e in r.events:
+                    if e.key is not None:
+                        _remember(self.table, (e.db, e.key), r.offset, self.per_key, self.max_keys)
 
-        try:
-            asyncio.run(scan())
-            log.info("key history indexed %d keys from the log", len(self.past))
-        except Exception:  # noqa: BLE001 - history is a convenience: log and go on without it
-            log.warning("could not index key history from the log", exc_info=True)
+        asyncio.run(scan())
 
 
 def _flat(v):
@@ -201,13 +165,11 @@ def fjord_history(s: Session, args: list[bytes]):
     if conn is None or s.in_exec or s.multi is not None:
         raise ReplyError("ERR FJORD.HISTORY cannot run inside MULTI or a script")
     db, key = s.db_index, args[1]
-    offsets = server.key_history.offsets(db, key, count)
-    if not offsets:
-        return []
     delayed = Delayed([], None)
 
     async def answer() -> None:
         try:
+            offsets = await server.key_history.offsets(server, db, key, count)
             reply = await _entries(server, db, key, offsets, count)
         except Exception as exc:  # noqa: BLE001 - one failed read costs one reply
             log.warning("FJORD.HISTORY could not read the log: %s", exc)
