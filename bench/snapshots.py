@@ -21,8 +21,14 @@ own). Data is loaded with pipelined raw RESP. Fjord runs with ``--durability
 async --snapshot-every-events 0`` (snapshots only when asked); Redis with
 ``--save ""`` and no AOF. Machines are shared and noisy: compare ratios.
 
-Usage: ``python bench/snapshots.py [--keys N] [--requests N] [--quick]``
-(default 1,000,000 keys, a few minutes; ``--quick``: 200,000 keys).
+Usage: ``python bench/snapshots.py [--keys N] [--requests N] [--quick]
+[--repeat N] [--cpu-percent 100,50,25] [--latency-only]`` (default 1,000,000
+keys, a few minutes; ``--quick``: 200,000 keys). The latency case runs
+``--repeat`` rounds (default 3), idle then busy, cases interleaved, and
+prints medians (the ratio column: median of the per-round ratios);
+``--cpu-percent`` compares several ``snapshot-cpu-percent`` values (set with
+CONFIG SET on the same server) in the same run. Snapshot state is polled on
+one connection (a ``redis-cli`` per poll costs more CPU than it measures).
 Installs ``redis-server redis-tools`` with apt if missing.
 """
 
@@ -35,6 +41,7 @@ import io
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import threading
@@ -85,36 +92,76 @@ def p99(port: int, keys: int, requests: int) -> dict[str, float]:
     return {row[0]: float(row[col]) for row in rows[1:] if row}
 
 
+class Conn:
+    """One connection for polling (a redis-cli process per poll would cost
+    the 2-core machine more CPU than what is measured)."""
+
+    def __init__(self, port: int):
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.buf = b""
+
+    def call(self, *args: str) -> bytes:
+        self.sock.sendall(_resp(*(a.encode() for a in args)))
+        while b"\r\n" not in self.buf:
+            self.buf += self.sock.recv(65536)
+        line, _, rest = self.buf.partition(b"\r\n")
+        if line[:1] != b"$":
+            self.buf = rest
+            return line
+        n = int(line[1:])
+        while len(rest) < n + 2:
+            rest += self.sock.recv(65536)
+        self.buf = rest[n + 2:]
+        return rest[:n]
+
+    def saving(self) -> bool:
+        return b"rdb_bgsave_in_progress:1" in self.call("INFO", "persistence")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class SnapshotLoop(threading.Thread):
-    """BGSAVE again as soon as the previous snapshot ends, until stopped."""
+    """BGSAVE again as soon as the previous snapshot ends, until stopped.
+    ``durations``: seconds of each snapshot that ended (polled every 20 ms)."""
 
     def __init__(self, server: Server):
         super().__init__(daemon=True)
         self.server = server
         self.halt = threading.Event()
         self.count = 0
+        self.durations: list[float] = []
+        self.conn = Conn(server.port)
 
     def run(self) -> None:
-        while not self.halt.is_set():
-            self.server.cli("BGSAVE")
-            self.count += 1
-            while not self.halt.is_set() and info(self.server).get("rdb_bgsave_in_progress") == "1":
-                time.sleep(0.02)
+        conn = Conn(self.server.port)
+        try:
+            while not self.halt.is_set():
+                t0 = time.perf_counter()
+                conn.call("BGSAVE")
+                self.count += 1
+                while not self.halt.is_set() and conn.saving():
+                    time.sleep(0.02)
+                if not self.halt.is_set():
+                    self.durations.append(time.perf_counter() - t0)
+        finally:
+            conn.close()
 
     def busy(self) -> None:
         """Wait until a snapshot is under way."""
         deadline = time.time() + 10
-        while info(self.server).get("rdb_bgsave_in_progress") != "1" and time.time() < deadline:
+        while not self.conn.saving() and time.time() < deadline:
             time.sleep(0.01)
 
     def stop(self) -> None:
         self.halt.set()
         self.join(timeout=120)
-        while info(self.server).get("rdb_bgsave_in_progress") == "1":
+        while self.conn.saving():
             time.sleep(0.05)
+        self.conn.close()
 
 
-def latency_case(server: Server, keys: int, requests: int) -> tuple[dict, dict, int]:
+def latency_case(server: Server, keys: int, requests: int) -> tuple[dict, dict, SnapshotLoop]:
     idle = p99(server.port, keys, requests)
     loop = SnapshotLoop(server)
     loop.start()
@@ -123,7 +170,34 @@ def latency_case(server: Server, keys: int, requests: int) -> tuple[dict, dict, 
         busy = p99(server.port, keys, requests)
     finally:
         loop.stop()
-    return idle, busy, loop.count
+    return idle, busy, loop
+
+
+def latency_rows(servers: list[tuple[str, Server, str | None]], keys: int, requests: int,
+                 repeat: int) -> list[tuple]:
+    """Idle vs during-snapshot p99 for each (label, server, Fjord
+    snapshot-cpu-percent or None), the cases interleaved and repeated
+    ``repeat`` times; medians of p99s and of the per-round ratios."""
+    got: dict[str, list] = {label: [] for label, _, _ in servers}
+    for _ in range(repeat):
+        for label, server, cpu in servers:
+            if cpu is not None:
+                server.cli("CONFIG", "SET", "snapshot-cpu-percent", cpu)
+            got[label].append(latency_case(server, keys, requests))
+    rows = []
+    med = statistics.median
+    for label, server, cpu in servers:
+        runs = got[label]
+        took = [d for _, _, loop in runs for d in loop.durations]
+        started = sum(loop.count for _, _, loop in runs)
+        took_s = f", {started} snapshots" + (f" of {med(took):.2f} s" if took else ", none ended in a round")
+        for test in ("GET", "SET"):
+            ratios = [b[test] / i[test] for i, b, _ in runs if i[test]]
+            rows.append((f"{label} {test} p99 ms (idle / during; median of {len(runs)}{took_s})",
+                         f"{med(i[test] for i, _, _ in runs):.3f}", f"{med(b[test] for _, b, _ in runs):.3f}",
+                         f"{med(ratios):.2f}x" if ratios else "n/a",
+                         "<= 1.5x" if server.kind == "fjord" else "(reference)"))
+    return rows
 
 
 # ------------------------------------------------------------------ (b) restart
@@ -153,11 +227,19 @@ def main() -> int:
     ap.add_argument("--keys", type=int, default=1_000_000, help="keys in the dataset")
     ap.add_argument("--requests", type=int, default=200_000, help="redis-benchmark requests per latency run")
     ap.add_argument("--quick", action="store_true", help="200,000 keys, 100,000 requests")
+    ap.add_argument("--repeat", type=int, default=3, help="latency rounds (medians are reported)")
+    ap.add_argument("--cpu-percent", default="",
+                    help="comma-separated snapshot-cpu-percent values to compare in the latency case "
+                         "(default: the server's default only)")
+    ap.add_argument("--latency-only", action="store_true", help="skip the restart and size cases")
     ns = ap.parse_args()
     if ns.quick:
         ns.keys, ns.requests = 200_000, 100_000
     tail = ns.keys // 10
     ensure_redis()
+    # A deployment has its bytecode cached; without the cache every
+    # snapshotter child would compile ~90 modules (0.15 s of CPU) first.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     fj = Server("fjord", ["--durability", "async", "--snapshot-every-events", "0"])
     rd = Server("redis", ["--appendonly", "no"])
     rows = []
@@ -167,6 +249,10 @@ def main() -> int:
             fill(s.port, 0, ns.keys)
         print(f"loaded {ns.keys:,} keys into each server in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
+        if ns.latency_only:
+            fj.cli("SAVE")
+            rows += latency_cases(fj, rd, ns)
+            return 0
         # (b) restart: snapshot, then a tail of ns.keys/10 SETs
         fj.cli("SAVE")
         fill(fj.port, 0, tail, b"tail")
@@ -196,18 +282,18 @@ def main() -> int:
         rows.append(("Fjord log bytes (reference)", f"{log_size:,}", "", "", ""))
 
         # (a) latency, idle vs during snapshots (last: redis-benchmark adds keys)
-        for s in (fj, rd):
-            idle, busy, n = latency_case(s, ns.keys, ns.requests)
-            for test in ("GET", "SET"):
-                rows.append((f"{s.kind} {test} p99 ms (idle / during {n} snapshots)",
-                             f"{idle[test]:.3f}", f"{busy[test]:.3f}",
-                             f"{busy[test] / idle[test]:.2f}x" if idle[test] else "n/a",
-                             "<= 1.5x" if s.kind == "fjord" else "(reference)"))
+        rows += latency_cases(fj, rd, ns)
     finally:
         fj.stop()
         rd.stop()
-    print_table(rows)
+        print_table(rows)
     return 0
+
+
+def latency_cases(fj: Server, rd: Server, ns) -> list[tuple]:
+    cpus = [c.strip() for c in ns.cpu_percent.split(",") if c.strip()]
+    cases = [(f"fjord cpu {c}%", fj, c) for c in cpus] or [("fjord", fj, None)]
+    return latency_rows(cases + [("redis", rd, None)], ns.keys, ns.requests, ns.repeat)
 
 
 def print_table(rows) -> None:

@@ -19,6 +19,8 @@ Module map:
 - ``glob``         Redis glob patterns (KEYS, SCAN MATCH, PSUBSCRIBE)
 - ``cursors``      snapshot cursors for the SCAN family, random picks
 - ``zset``         the sorted-set value (dict + SortedList) and its parsing
+- ``xstream``      the stream value (entries, node layout) and stream appliers; ``xstream_groups``
+                   consumer groups, PEL, lag rules
 - ``longdouble``   INCRBYFLOAT/HINCRBYFLOAT arithmetic as x86-64 Redis does it
 - ``lcs``          the LCS algorithm
 - ``snapshotting`` keyspace <-> columnar msgpack sections (snapshot content)
@@ -28,5 +30,8 @@ Module map:
 - ``restore``      ``fjord restore``: point-in-time restore into a new data dir
 - ``retention``    deleting log segments snapshots cover; consumer holds
 - ``logcli``       ``fjord log tail/read/history``
+- ``replication``  roles: the writer's replicas and WAIT, the replica's tail and link, failover
+- ``fencing``      epoch claims; ``ConfirmingLog`` (a writer confirms its epoch on a shared log)
+- ``sentinel``     SENTINEL answers from the newest claim (clients find the writer)
 - ``commands/``    command handlers, one module per group, and the command table
 """

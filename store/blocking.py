@@ -20,6 +20,12 @@ blocked, and so does everyone left when the key is empty again. A served
 BLMOVE pushes onto its destination, which may make that key ready in turn:
 the loop goes on until no key is ready.
 
+A deleted key (DEL, expiry, RENAME/MOVE away, FLUSHDB/FLUSHALL) makes no
+waiter ready, except waiters that asked to hear of it (``on_delete``):
+Redis answers a client blocked in XREADGROUP at once when its stream goes
+(``-UNBLOCKED the stream key no longer exists``), while BLPOP and XREAD
+just keep waiting.
+
 A served client gets its reply, and its queued requests run, on the next
 pass of the event loop (``Connection.unblock`` via ``call_soon``), as Redis
 runs unblocked clients before it sleeps: the client that pushed finishes its
@@ -65,18 +71,23 @@ _EMPTYING = frozenset({
     "zremrangebyrank", "zremrangebylex", "del", "expired", "evicted", "expire", "persist",
     "rename_from", "move_from",
 })
+#: Events that remove their key: they make ready only ``on_delete`` waiters.
+_DELETING = frozenset({"del", "expired", "evicted", "rename_from", "move_from"})
 
 
 class KeyWait:
     """What a blocking pop waits for: ``keys`` of database ``db`` (each
-    once, in the order given), and ``serve`` to run when one is ready."""
+    once, in the order given), and ``serve`` to run when one is ready.
+    With ``on_delete``, ``serve`` also runs when a key is deleted (XREADGROUP
+    answers -UNBLOCKED then), so it must handle a missing key."""
 
-    __slots__ = ("db", "keys", "serve")
+    __slots__ = ("db", "keys", "serve", "on_delete")
 
-    def __init__(self, db: int, keys: list[bytes], serve: Serve):
+    def __init__(self, db: int, keys: list[bytes], serve: Serve, on_delete: bool = False):
         self.db = db
         self.keys = list(dict.fromkeys(keys))
         self.serve = serve
+        self.on_delete = on_delete
 
 
 class Blocking:
@@ -161,9 +172,14 @@ class Blocking:
         """Keyspace observer (only while someone waits on a key)."""
         key = e.key
         if key is not None:
-            if e.type not in _EMPTYING:
-                slot = (e.db, key)
-                if slot in self.by_key:
+            slot = (e.db, key)
+            waiters = self.by_key.get(slot)
+            if waiters is not None and (e.type not in _EMPTYING or (
+                    e.type in _DELETING and any(w.on_delete for w in waiters.values()))):
+                self.ready[slot] = None
+        elif e.type in ("flushdb", "flushall"):
+            for slot, waiters in self.by_key.items():
+                if (e.type == "flushall" or slot[0] == e.db) and any(w.on_delete for w in waiters.values()):
                     self.ready[slot] = None
         elif e.type == "swapdb":
             # Waiters stay in their database number; its contents changed.
@@ -195,8 +211,8 @@ class Blocking:
         db, key = slot
         data = self.server.keyspace.dbs[db].data
         for conn, wait in list(waiters.items()):
-            if key not in data:
-                break  # emptied by those served before
+            if key not in data and not wait.on_delete:
+                continue  # emptied (by those served before, or deleted)
             if waiters.get(conn) is not wait:
                 continue  # left the list meanwhile
             if conn.closed:  # killed, connection_lost not yet run

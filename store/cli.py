@@ -61,12 +61,21 @@ def main(argv: list[str] | None = None) -> int:
     logcli.add_parser(sub)
     from . import snapshotter
     snapshotter.add_parser(sub)
+    from triggers import cli as triggers_cli
+    triggers_cli.add_parser(sub)
+    from triggers import viewcli
+    viewcli.add_parser(sub)
     ns = parser.parse_args(argv)
     if ns.cmd == "snapshot":  # the snapshotter process (offline tool or the server's child)
         return snapshotter.run(ns)
     if ns.cmd in ("restore", "log"):  # offline tools: no server config
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return restore.run(ns) if ns.cmd == "restore" else logcli.run(ns)
+    if ns.cmd == "views":  # views in their own process (file log or Kafka consumer group)
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        return viewcli.run(ns)
+    if ns.cmd == "triggers":  # a client of a running server, or the dispatcher process ('run')
+        return triggers_cli.run(ns)
     try:
         config = build_config(ns)
     except (ConfigError, OSError) as exc:
@@ -95,6 +104,14 @@ def serve(config: Config) -> int:
 
     async def run() -> int:
         server = Server(config)
+        import triggers.commands  # noqa: F401 - FJORD.TRIGGER and INFO's "# Triggers" (even with triggers no)
+        from triggers import http as admin_http
+        admin_http.attach(server)  # the HTTP admin API when admin-port is set
+        if config["triggers"] == "yes":  # on a replica it idles until a promotion (docs/failover.md)
+            import triggers
+            triggers.attach(server)
+        from triggers import viewhost
+        viewhost.attach(server)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.request_shutdown)

@@ -133,7 +133,7 @@ UINT_MAX = 2**32 - 1
 SETTINGS: list[Setting] = [
     Setting("bind", "127.0.0.1", str, "address to listen on", flag="--bind"),
     Setting("port", 6379, _parse_int, "TCP port to listen on", minimum=0, maximum=65535, flag="--port"),
-    Setting("dir", "./data", str, "data directory holding the log (alias of --data-dir)", flag="--data-dir"),
+    Setting("dir", "./data", str, "data directory holding the log and snapshots (the `dir` setting)", flag="--data-dir"),
     Setting("requirepass", "", str, "password clients must AUTH with (empty: none)", mutable=True,
             flag="--requirepass"),
     Setting("durability", "sync", _durability,
@@ -162,6 +162,10 @@ SETTINGS: list[Setting] = [
             mutable=True, minimum=0, flag="--snapshot-every-events"),
     Setting("snapshot-keep", 2, _parse_int, "snapshots to keep (the snapshotter deletes older ones)",
             mutable=True, minimum=1, maximum=1000, flag="--snapshot-keep"),
+    Setting("snapshot-cpu-percent", 25, _parse_int,
+            "CPU budget of the snapshotter, percent of one core: it sleeps between slices of work, so a "
+            "snapshot takes up to 100/N times longer and steals less from the server (100: unpaced)",
+            mutable=True, minimum=1, maximum=100, flag="--snapshot-cpu-percent"),
     Setting("log-retention-hours", 24, _parse_int,
             "delete log segments covered by the snapshots once older than this (0: as soon as covered)",
             mutable=True, minimum=0, flag="--log-retention-hours"),
@@ -170,9 +174,49 @@ SETTINGS: list[Setting] = [
             "still needs them (0: no cap)", mutable=True, minimum=0, flag="--log-retention-bytes"),
     Setting("loglevel", "notice", _one_of("debug", "verbose", "notice", "warning"),
             "debug, verbose, notice or warning", mutable=True, flag="--loglevel"),
+    Setting("admin-port", 0, _parse_int,
+            "port of the HTTP admin API (/triggers, /metrics, /healthz); 0: off",
+            minimum=0, maximum=65535, flag="--admin-port"),
+    Setting("admin-bind", "127.0.0.1", str, "address the HTTP admin API listens on", flag="--admin-bind"),
+    Setting("triggers", "yes", _one_of("yes", "no"),
+            "yes: run the trigger dispatcher inside the server; no: run it as 'fjord triggers run'",
+            flag="--triggers"),
+    Setting("replica", False, _parse_bool,
+            "run as a read replica: apply the writer's log, serve reads, refuse writes (-READONLY)",
+            flag="--replica"),
+    Setting("replica-of-dir", "", str,
+            "data directory of the writer whose log a --replica on the same machine tails",
+            flag="--replica-of-dir"),
+    Setting("advertise-addr", "", str,
+            "host:port clients and replicas reach this node at; a writer with one claims an epoch "
+            "on the log (needed for replicas, failover and SENTINEL)", flag="--advertise-addr"),
+    Setting("failover-timeout-ms", 5000, _parse_int,
+            "a replica that cannot reach the writer this long takes over the log (0: never)",
+            mutable=True, minimum=0, flag="--failover-timeout-ms"),
+    Setting("sentinel-master-name", "fjord", str,
+            "the master name SENTINEL commands answer for", mutable=True, flag="--sentinel-master-name"),
+    Setting("views", "", str,
+            "materialized views to run: an importable module or a path to a .py file (empty: none)",
+            flag="--views"),
+    Setting("busy-reply-threshold", 5000, _parse_int,
+            "ms a script may run before other clients get -BUSY and SCRIPT KILL may stop it "
+            "(alias lua-time-limit; 0: no limit)", mutable=True, minimum=0, flag="--busy-reply-threshold"),
     Setting("repair", False, _parse_bool,
             "on start, truncate the log at the first corrupt record instead of refusing to start",
             flag="--repair"),
+    Setting("kafka-bootstrap", "", str,
+            "HOST:PORT[,...] of a Kafka-compatible broker: keep the log on a Kafka topic instead of "
+            "the data directory (empty: the embedded file log)", flag="--kafka-bootstrap"),
+    Setting("kafka-topic", "", str,
+            "the Kafka topic of the log (empty: fjord.default.log); created if missing", flag="--kafka-topic"),
+    Setting("kafka-produce-timeout-ms", 5000, _parse_int,
+            "a write the broker has not acknowledged within this many ms fails with an error",
+            minimum=100, maximum=INT_MAX, flag="--kafka-produce-timeout-ms"),
+    Setting("kafka-idempotence", False, _parse_bool,
+            "use Kafka's idempotent producer (real Kafka/Redpanda; Tansu has none)", flag="--kafka-idempotence"),
+    Setting("kafka-retention-ms", -1, _parse_int,
+            "retention.ms of a topic Fjord creates (-1: keep for ever)", minimum=-1,
+            flag="--kafka-retention-ms"),
 ]
 
 BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -221,7 +265,7 @@ class Config:
                     continue
                 words = shlex.split(line)
                 name, rest = words[0].lower(), " ".join(words[1:])
-                name = {"data-dir": "dir"}.get(name, name)
+                name = {"data-dir": "dir", "lua-time-limit": "busy-reply-threshold"}.get(name, name)
                 if name == "appendfsync" and rest.lower() in _DURABILITY:
                     name, rest = "durability", _DURABILITY[rest.lower()]
                 if name not in BY_NAME:
@@ -251,6 +295,7 @@ class Config:
         items = [(s.name, s.render(self.values[s.name])) for s in SETTINGS]
         items[[n for n, _ in items].index("dir")] = ("dir", os.path.abspath(self.values["dir"]))
         items.append(("appendfsync", APPENDFSYNC[self.values["durability"]]))
+        items.append(("lua-time-limit", str(self.values["busy-reply-threshold"])))
         items.extend((name, value) for name, (value, _) in FIXED.items())
         return items
 
@@ -268,6 +313,8 @@ class Config:
             name = given.lower()
             if name == "appendfsync":
                 target = "durability"
+            elif name == "lua-time-limit":  # Redis's old name, an alias
+                target = "busy-reply-threshold"
             elif name in BY_NAME or name in FIXED:
                 target = name
             else:

@@ -94,3 +94,4 @@ BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
 NO_SNAPSHOTS = "ERR snapshots need the embedded file log"
 #: Redis answers a failed SAVE with a bare "-ERR"; Fjord says where to look
 SAVE_FAILED = "ERR snapshot failed: see the server log"
+READONLY = "READONLY You can't write against a read only replica."

@@ -88,6 +88,8 @@ class ActiveExpirer:
             srv.stats.expired_keys += expired
         if session.events:
             srv.commit(session)
+            if srv.blocking.ready:  # an expired stream answers its XREADGROUP waiters
+                srv.blocking.serve()
         return expired
 
     def _expire_db(self, db: "Db", session: "Session", deadline: float, hz: int) -> tuple[int, bool]:

@@ -67,9 +67,9 @@ def info_text(server: "Server", args: list[bytes]) -> str:
     for a in args or [b"default"]:
         name = a.decode("utf-8", "replace").lower()
         if name in ("all", "everything"):
-            wanted.update(ALL_SECTIONS)
+            wanted.update(ALL_SECTIONS, EXTRA_SECTIONS)
         elif name == "default":
-            wanted.update(DEFAULT_SECTIONS)
+            wanted.update(DEFAULT_SECTIONS, EXTRA_SECTIONS)
         else:
             wanted.add(name)
     parts = []
@@ -78,7 +78,22 @@ def info_text(server: "Server", args: list[bytes]) -> str:
             fields = SECTIONS[name](server)
             title = "CPU" if name == "cpu" else name.capitalize()
             parts.append("".join([f"# {title}\r\n", *(f"{k}:{_clean(v)}\r\n" for k, v in fields)]))
+    for name, section in EXTRA_SECTIONS.items():
+        fields = section(server) if name in wanted else None
+        if fields is not None:
+            parts.append("".join([f"# {name.capitalize()}\r\n", *(f"{k}:{_clean(v)}\r\n" for k, v in fields)]))
     return "\r\n".join(parts)
+
+
+#: Sections other packages add (``add_section``): shown after Redis's own, in
+#: the default and ``all`` sets too. A function answering None leaves its
+#: section out (e.g. a server that does not carry that feature).
+EXTRA_SECTIONS: dict[str, Callable[["Server"], "list[tuple[str, object]] | None"]] = {}
+
+
+def add_section(name: str, fields: Callable[["Server"], "list[tuple[str, object]] | None"]) -> None:
+    """Register an INFO section (``# Triggers``) from outside store/."""
+    EXTRA_SECTIONS[name.lower()] = fields
 
 
 def _clean(value) -> str:
@@ -200,6 +215,11 @@ def _persistence(srv: "Server") -> list[tuple[str, object]]:
     fields: list[tuple[str, object]] = [("loading", 1 if srv.loading else 0), ("async_loading", 0)]
     if srv.loading and log is not None:
         fields += _loading_fields(srv)
+    elif srv.loading:  # the Kafka broker has not answered yet: nothing to count
+        fields += [("loading_start_time", int(srv.loading_started)), ("loading_total_items", 0),
+                   ("loading_loaded_items", 0), ("loading_loaded_perc", "0.00"), ("loading_eta_seconds", -1),
+                   ("loading_phase", "connecting"),
+                   ("loading_log_error", (getattr(srv, "log_wait_error", None) or "").replace(",", ";"))]
     last_error = srv.write_error or (committer.last_error if committer is not None else None)
     fields += [
         ("rdb_changes_since_last_save", srv.saver.changes_since_save()),
@@ -302,6 +322,9 @@ def _stats(srv: "Server") -> list[tuple[str, object]]:
 
 
 def _replication(srv: "Server") -> list[tuple[str, object]]:
+    replication = getattr(srv, "replication", None)
+    if replication is not None:  # roles, replicas, offsets, lag: store/replication.py
+        return replication.info_fields()
     return [
         ("role", "slave" if srv.is_replica else "master"),
         ("connected_slaves", 0),

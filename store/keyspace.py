@@ -80,6 +80,11 @@ class Keyspace:
         #: notifications). Register one only while it has work, so the
         #: common case costs a single truth test per event.
         self.observers: list[Callable[[Event], None]] = []
+        #: store-level metadata that is not Redis data (trigger and view
+        #: definitions): (namespace, name) -> value, changed only by the
+        #: ``fjord-meta-set``/``fjord-meta-del`` events, so it is durable and
+        #: replayed like data, yet no Redis command sees it
+        self.meta: dict[tuple[str, str], bytes] = {}
 
     def apply(self, event: Event) -> None:
         try:
@@ -98,6 +103,7 @@ class Keyspace:
         """Drop all state (before a rebuild from the log)."""
         for db in self.dbs:
             db.clear()
+        self.meta.clear()
         self.applied_events = 0
 
     def key_count(self) -> int:
@@ -164,6 +170,30 @@ def _apply_copy_to(ks: Keyspace, e: Event) -> None:
         dst.expires.pop(e.key, None)
     else:
         dst.expires[e.key] = exp
+
+
+def _text(v) -> str:
+    """Meta names come back from the log as bytes (the codec's rule)."""
+    return v.decode("utf-8") if isinstance(v, (bytes, bytearray)) else v
+
+
+@applies("fjord-meta-set")
+def _apply_meta_set(ks: Keyspace, e: Event) -> None:
+    value = e.data["value"]
+    ks.meta[(_text(e.data["ns"]), _text(e.data["name"]))] = value if isinstance(value, bytes) else value.encode()
+
+
+@applies("fjord-meta-del")
+def _apply_meta_del(ks: Keyspace, e: Event) -> None:
+    ks.meta.pop((_text(e.data["ns"]), _text(e.data["name"])), None)
+
+
+@applies("fjord-epoch")
+def _apply_epoch_claim(ks: Keyspace, e: Event) -> None:
+    """A winning epoch claim (store/fencing.py): kept in ``meta`` so that
+    snapshots carry the current epoch and the writer's address."""
+    d = e.data
+    ks.meta[("fjord", "epoch")] = b"%d %s %s" % (d["epoch"], d.get("node") or b"-", d.get("addr") or b"-")
 
 
 @applies("flushdb")

@@ -13,6 +13,13 @@ is quoted only when it needs to be. With ``--json`` each record is printed
 as its raw JSON (the log's own encoding, see streams/events.py) with its
 ``offset`` added, one record per line, for ``jq`` and other programs.
 
+Fencing (docs/failover.md): a record that ``EpochFence`` skips (written by a
+deposed writer after its successor's claim, or a losing claim) is shown, not
+hidden, since this is where one looks for what happened, but marked: the
+line ends with `` [fenced]`` and the JSON gets ``"fenced": true``. Starting
+mid-log, the fence first reads the log from its start (decoding only) to
+learn the epoch in force, so ``tail`` on a long log takes a moment.
+
 ``history`` scans the whole log (a CLI may take its time); the server's
 ``FJORD.HISTORY`` command answers from an in-memory index instead.
 """
@@ -32,6 +39,7 @@ import orjson
 from streams.events import Event, Record, encode_record
 from streams.filelog import FileLog
 from streams.log import LogError
+from streams.materializer import EpochFence, fence_at
 
 _PLAIN = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_-./@#{}[]+=,")
 _ESCAPES = {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\r"): "\\r",
@@ -83,19 +91,25 @@ def iso_time(ms: int) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (ms % 1000)
 
 
-def format_event(offset: int, time_ms: int, e: Event) -> str:
+FENCED_MARK = " [fenced]"
+
+
+def format_event(offset: int, time_ms: int, e: Event, fenced: bool = False) -> str:
     db = "db*" if e.db is None else f"db{e.db}"
     parts = [str(offset), iso_time(time_ms), db, e.type, show_key(e.key)]
     parts += [f"{k}={show_value(v)}" for k, v in e.data.items()]
-    return " ".join(parts)
+    return " ".join(parts) + (FENCED_MARK if fenced else "")
 
 
-def format_record(r: Record, json: bool = False) -> list[str]:
-    """The lines printed for one record."""
+def format_record(r: Record, json: bool = False, fenced: bool = False) -> list[str]:
+    """The lines printed for one record; ``fenced``: the fence skips it."""
     if json:
-        doc = orjson.loads(encode_record(r.time_ms, r.events))
-        return [orjson.dumps({"offset": r.offset, **doc}).decode("utf-8")]
-    return [format_event(r.offset, r.time_ms, e) for e in r.events]
+        doc = orjson.loads(encode_record(r.time_ms, r.events, r.origin, epoch=r.epoch))
+        out = {"offset": r.offset, **doc}
+        if fenced:
+            out["fenced"] = True
+        return [orjson.dumps(out).decode("utf-8")]
+    return [format_event(r.offset, r.time_ms, e, fenced) for e in r.events]
 
 
 # ------------------------------------------------------------- opening the log
@@ -114,8 +128,10 @@ async def open_log_readonly(data_dir: str) -> FileLog:
     return await FileLog.open(path, readonly=True)
 
 
-async def _records(data_dir: str, start: int | None, end: int | None,
-                   last: int | None = None) -> AsyncIterator[Record]:
+async def _records(data_dir: str, start: int | None, end: int | None, last: int | None = None,
+                   state: list | None = None) -> AsyncIterator[tuple[Record, bool]]:
+    """``(record, fenced)`` pairs; ``state`` (if given) receives the fence
+    as it stands after the last record, for a caller that reads on."""
     log = await open_log_readonly(data_dir)
     try:
         if last is not None:
@@ -124,8 +140,12 @@ async def _records(data_dir: str, start: int | None, end: int | None,
             raise LogError(f"offset {start} is no longer in the log: retention deleted the records before "
                            f"offset {log.start_offset} (covered by a snapshot); use --from {log.start_offset} "
                            f"or later")
-        async for r in log.read(start or 0, end):
-            yield r
+        start = max(start or 0, log.start_offset)
+        fence = await fence_at(log, start)
+        if state is not None:
+            state.append(fence)
+        async for r in log.read(start, end):
+            yield r, not fence.admit(r)
     finally:
         await log.close()
 
@@ -140,8 +160,9 @@ async def tail(data_dir: str, n: int, follow: bool, json: bool, poll: float = 0.
     as they become durable (polling: the log is reopened read-only whenever
     its segment files grew)."""
     nxt = None
-    async for r in _records(data_dir, None, None, last=n):
-        _print(format_record(r, json))
+    state: list[EpochFence] = []
+    async for r, fenced in _records(data_dir, None, None, last=n, state=state):
+        _print(format_record(r, json, fenced))
         nxt = r.offset + 1
     if not follow:
         return
@@ -157,8 +178,11 @@ async def tail(data_dir: str, n: int, follow: bool, json: bool, poll: float = 0.
         try:
             if nxt is None:
                 nxt = log.end_offset if n == 0 else log.start_offset
-            async for r in log.read(max(nxt, log.start_offset)):
-                _print(format_record(r, json))
+            nxt = max(nxt, log.start_offset)
+            fence = state[0] if state else await fence_at(log, nxt)
+            state[:] = [fence]
+            async for r in log.read(nxt):
+                _print(format_record(r, json, not fence.admit(r)))
                 nxt = r.offset + 1
         finally:
             await log.close()
@@ -179,23 +203,23 @@ def _segment_sizes(data_dir: str) -> list[tuple[str, int]]:
 
 
 async def read(data_dir: str, start: int, end: int | None, json: bool) -> None:
-    async for r in _records(data_dir, start, end):
-        _print(format_record(r, json))
+    async for r, fenced in _records(data_dir, start, end):
+        _print(format_record(r, json, fenced))
 
 
 async def history(data_dir: str, key: bytes, db: int, count: int, json: bool) -> int:
     """Print the last ``count`` events on ``key`` in ``db``, oldest first.
     Returns how many were found."""
-    found: deque[tuple[Record, Event]] = deque(maxlen=count)
-    async for r in _records(data_dir, None, None):
+    found: deque[tuple[Record, Event, bool]] = deque(maxlen=count)
+    async for r, fenced in _records(data_dir, None, None):
         for e in r.events:
             if e.key == key and e.db == db:
-                found.append((r, e))
-    for r, e in found:
+                found.append((r, e, fenced))
+    for r, e, fenced in found:
         if json:
-            _print(format_record(Record(r.offset, r.time_ms, [e]), True))
+            _print(format_record(Record(r.offset, r.time_ms, [e], r.origin, r.epoch), True, fenced))
         else:
-            print(format_event(r.offset, r.time_ms, e))
+            print(format_event(r.offset, r.time_ms, e, fenced))
     return len(found)
 
 

@@ -429,7 +429,7 @@ class Replication:
             if isinstance(srv.log, FileLog) and self.config["replica-of-dir"]:
                 srv.config.set("dir", self.config["replica-of-dir"])
             inner = srv.log.inner if isinstance(srv.log, fencing.ConfirmingLog) else srv.log
-            srv.saver.enabled = isinstance(inner, FileLog) or type(inner).__name__ == "KafkaLog"
+            srv.saver.enabled = inner.shared
             if srv.saver.enabled:
                 from .snapshotter import bind_to_log
                 try:

@@ -35,6 +35,7 @@ from datetime import datetime, timezone
 from streams.filelog import FileLog
 from streams.snapshot import latest_snapshot, list_snapshots, read_sections
 
+from .fencing import fence_for
 from .keyspace import DEFAULT_DATABASES, Keyspace
 from .logcli import open_log_readonly
 from .snapshotting import load_sections, load_types, write_state
@@ -143,6 +144,9 @@ async def restore(source: str, target: str, *, to_offset: int | None = None, to_
                 f"(nearest usable snapshot: {'none' if snap is None else snap.offset}): cannot restore that far back"
             )
         stop = to_offset if to_offset is not None else end
+        # The snapshot's claim (if any) is the epoch in force at ``start``:
+        # a deposed writer's records are skipped here as in every replay.
+        admit = fence_for(keyspace).admit
         bar = _Progress(start, stop) if progress else None
         point, records = start, 0
         async for record in log.read(start, stop):
@@ -150,8 +154,9 @@ async def restore(source: str, target: str, *, to_offset: int | None = None, to_
                 break
             if record.offset != point:
                 raise RestoreError(f"the log skips from offset {point} to {record.offset}")
-            for event in record.events:
-                keyspace.apply(event)
+            if admit(record):
+                for event in record.events:
+                    keyspace.apply(event)
             point, last_time = record.offset + 1, record.time_ms
             records += 1
             if bar is not None and records % 2000 == 0:

@@ -34,7 +34,7 @@ from streams.commit import GroupCommitter
 from streams.events import encode_record
 from streams.filelog import FileLog
 from streams.log import Log
-from streams.materializer import Materializer
+from streams.materializer import Materializer, remember_epoch
 
 from . import errors, transactions
 from .blocking import Blocking
@@ -49,7 +49,7 @@ from .pubsub import context_error as pubsub_context_error
 from .request import ProtocolError, RequestReader
 from .resp import Delayed, Raw, ReplyError, encode, encode_error
 from .saving import Saver
-from .session import Session, now_ms
+from .session import Session
 
 log = logging.getLogger("fjord.server")
 
@@ -192,8 +192,12 @@ class Connection(asyncio.Protocol):
                 raise ReplyError(errors.NOAUTH)
             if srv.loading and not cmd.allow_loading:
                 raise ReplyError(errors.LOADING)
+            if srv.busy is not None and not cmd.allow_busy:
+                raise ReplyError(srv.busy)  # a script runs past busy-reply-threshold (store/scripting)
             if cmd.is_write and srv.write_error is not None:
                 srv.check_writable()
+            if cmd.is_write and srv.is_replica:
+                raise ReplyError(errors.READONLY)
             if session.pubsub is not None and not session.resp3 and cmd.fullname not in SUBSCRIBER_COMMANDS:
                 raise ReplyError(pubsub_context_error(cmd.fullname))
             session.last_cmd = cmd.fullname
@@ -289,7 +293,9 @@ class Connection(asyncio.Protocol):
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         committer = self.server.committer
-        if self.held or (committer is not None and committer.sync and committer.pending):
+        # committer.pending, spelled out: a property costs a Python call, and
+        # this runs for every reply
+        if self.held or (committer is not None and committer.sync and committer.staged != committer.durable):
             seq = committer.staged
             n = len(out) if replies is None else replies
             self.held.append((seq, data, n))
@@ -372,7 +378,14 @@ class Server:
         self.loading_started = 0.0
         self.loading_end_offset = 0
         self.loading_offset = 0
+        #: why the log could not be opened yet (Kafka broker unreachable at start), for INFO
+        self.log_wait_error: str | None = None
         self.is_replica = False
+        #: the epoch this writer claimed (store/fencing.py); None: never claimed
+        self.epoch: int | None = None
+        from .replication import Replication
+        #: role, replicas, WAIT, failover (store/replication.py)
+        self.replication = Replication(self)
         self.write_error: str | None = None
         self.write_error_until = 0.0
         self.replay_stats = None
@@ -392,6 +405,15 @@ class Server:
         self.pubsub = PubSub(self)
         self.notifier = Notifier(self)
         self.notifier.configure(config["notify-keyspace-events"])
+        #: services riding on the server (the trigger dispatcher): objects with
+        #: ``async start(server)``, called once the replay is done, and
+        #: ``async stop()``, called first thing in ``stop``
+        self.extensions: list = []
+        self.extensions_started = False
+        self._saver_task: asyncio.Task | None = None
+        #: the -BUSY error while a script runs past busy-reply-threshold, else
+        #: None (store/scripting/busy.py serves the other clients meanwhile)
+        self.busy: str | None = None
         self._server: asyncio.AbstractServer | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopped = asyncio.Event()
@@ -413,9 +435,28 @@ class Server:
         """Stage the events the session's last command emitted as one record."""
         events = session.events
         session.events = []
-        self.committer.stage(encode_record(now_ms(), events))
+        committer = self.committer
+        if committer is None:  # a replica: writes are refused before they run, so this is a bug
+            self._stray_events(events)
+            return
+        # now_ms() inlined: this runs once per write
+        seq = committer.stage(encode_record(time.time_ns() // 1_000_000, events, session.origin, self.epoch))
+        # Records are appended in staging order and a failed batch rolls the
+        # staged count back with the log's end, so the n-th record staged
+        # after the last durable one lands at last_offset + n (FJORD.OFFSET).
+        session.last_offset = committer.last_offset + seq - committer.durable
         if self.notifier.pending:  # after staging: subscribers get them once the record is durable
             self.notifier.flush()
+
+    def _stray_events(self, events: list) -> None:
+        """Events emitted where nothing may append (a replica). They were
+        applied to the keyspace but can never reach the log: drop them and
+        rebuild the replica's state from the log, which is the truth."""
+        log.error("%d event(s) emitted without a writer (%s ...): dropped; reloading from the log",
+                  len(events), events[0].type if events else "-")
+        self.stats.write_errors += 1
+        if self.is_replica and not self.loading:
+            self._tasks.append(asyncio.get_running_loop().create_task(self.replication.resync()))
 
     def check_writable(self) -> None:
         """Refuse writes with -MISCONF for a while after a failed append (at
@@ -433,6 +474,9 @@ class Server:
         run in between would otherwise answer from state that no longer
         exists on the log (and, nothing being pending, unheld)."""
         self.stats.write_errors += 1
+        from .fencing import FencedError
+        if isinstance(exc, FencedError):  # a newer writer took over the log
+            self.replication.step_down(str(exc))
         self.write_error = str(exc)
         self.write_error_until = time.monotonic() + 1.0
         log.error("rebuilding the keyspace from the log after a failed append: %s", exc)
@@ -492,9 +536,14 @@ class Server:
                     start = info.offset
                     log.info("loaded snapshot at offset %d with %d events in %.3f s (%.0f events/s)",
                              info.offset, events, seconds, events / seconds if seconds > 0 else 0)
+            elif self.is_replica:  # the writer's newest snapshot, read only (store/replication.py)
+                start = await self.replication.load_writer_snapshot(start, progress.snapshot)
             progress.log_started(start, self.loading_end_offset, self.loading_snapshot_done)
-            mat = Materializer(self.log, self.keyspace, start)
+            from .fencing import fence_for
+            mat = Materializer(self.log, self.keyspace, start, fence_for(self.keyspace))
+            remember_epoch(self.log, start, mat.fence.epoch)  # lets mid-log readers skip a scan
             stats = await mat.catch_up(progress=progress.log)
+            remember_epoch(self.log, stats.next_offset, mat.fence.epoch)
         finally:
             progress.close()
         self.loading_events_done = self.loading_snapshot_done + stats.events
@@ -512,11 +561,12 @@ class Server:
         """Open the log, start listening (answering -LOADING), replay."""
         raise_open_file_limit(self.config["maxclients"])
         if self.log is None:
+            self.log = await self.replication.open_log()  # --replica of a writer on this machine
+        if self.log is None and not self.config["kafka-bootstrap"]:
             self.log = await FileLog.open(
                 _log_dir(self.config["dir"]), repair=self.config["repair"],
                 segment_bytes=self.config["log-segment-bytes"],
             )
-        self.saver.enabled = isinstance(self.log, FileLog)
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             lambda: Connection(self), self.config["bind"], self.config["port"],
@@ -529,21 +579,94 @@ class Server:
                 pass
         log.info("Fjord %s listening on %s:%d, data in %s, durability %s",
                  FJORD_VERSION, self.config["bind"], self.port, self.config["dir"], self.config["durability"])
+        if self.log is None:  # Kafka: listen first, answer -LOADING until the broker answers
+            from streams.kafkalog import open_from_config
+            self.loading_started = time.time()
+            self.log = await open_from_config(self.config, patient=True,
+                                              stopping=lambda: self._shutdown_task is not None,
+                                              on_error=lambda reason: setattr(self, "log_wait_error", reason))
+            if self.log is not None and self._shutdown_task is not None:  # stop() ran meanwhile
+                await self.log.close()
+                return
+            if self.log is None:
+                return  # SHUTDOWN or a signal while waiting for the broker
+            self.log_wait_error = None
+            self.loading_end_offset, self.loading_offset = self.log.end_offset, self.log.start_offset
+        self.saver.enabled = self.log.shared \
+            and not self.is_replica
+        from .snapshotter import bind_to_log
+        if self.saver.enabled:  # never load a snapshot another log made (store/snapshotter.py)
+            await bind_to_log(self.saver.directory, self.log)
         try:
             await self._replay()
         except Exception:
             if self._shutdown_task is None:
                 raise
             return  # SHUTDOWN or a signal during loading closed the log under the replay
-        self.committer = GroupCommitter(self.log, sync=self.sync_replies, on_failure=self._on_log_failure)
+        await self.replication.started()  # a writer claims its epoch; a replica starts tailing
+        if not self.is_replica:  # a replica has no committer: nothing it does can reach the log
+            self.committer = self.new_committer()
         from . import expiry
         self._tasks.append(loop.create_task(expiry.run_cron(self)))
-        if self.saver.enabled:
-            self._tasks.append(loop.create_task(self.saver.auto()))
+        self.start_writer_services()
+        await self.start_extensions()
+        log.info("ready to accept connections")
+
+    # ---------------------------------------------------------- roles
+    #
+    # A replica becomes the writer without a restart (store/replication.py
+    # promotes it) and a deposed writer becomes a replica: what only a
+    # writer runs is started and stopped here, on either change.
+
+    def new_committer(self) -> GroupCommitter:
+        return GroupCommitter(self.log, sync=self.sync_replies, on_failure=self._on_log_failure)
+
+    def start_writer_services(self) -> None:
+        """Snapshots (``snapshot-every-events``) and, on the file log,
+        retention: a writer's jobs, at start or on promotion. A Kafka topic
+        has the broker's own retention."""
+        if self.is_replica:
+            return
+        loop = asyncio.get_running_loop()
+        if self.saver.enabled and (self._saver_task is None or self._saver_task.done()):
+            self._saver_task = loop.create_task(self.saver.auto())
+            self._tasks.append(self._saver_task)
+        if isinstance(self.log, FileLog) and not self.log.readonly and self.retention is None:
             from .retention import Retention
             self.retention = Retention(self)
             self._tasks.append(loop.create_task(self.retention.run()))
-        log.info("ready to accept connections")
+
+    def stop_writer_services(self) -> None:
+        """A writer that steps down stops snapshotting (replicas do not)."""
+        self.saver.enabled = False
+        if self._saver_task is not None:
+            self._saver_task.cancel()
+            self._saver_task = None
+
+    async def start_extensions(self) -> None:
+        """Start every extension on the current log; each one checks the
+        role itself (the trigger service delivers only on the writer)."""
+        for ext in self.extensions:
+            try:
+                await ext.start(self)
+            except Exception:  # noqa: BLE001 - one extension must not keep the server from serving
+                if not self.extensions_started:
+                    raise
+                log.exception("starting %r failed", ext)
+        self.extensions_started = True
+
+    async def stop_extensions(self) -> None:
+        for ext in self.extensions:
+            try:
+                await ext.stop()
+            except Exception:  # noqa: BLE001 - a failing extension must not keep the log open
+                log.exception("stopping %r failed", ext)
+
+    async def restart_extensions(self) -> None:
+        """The role changed, and with it maybe the log object (a promoted
+        file-log replica reopens the log for writing): restart them on it."""
+        await self.stop_extensions()
+        await self.start_extensions()
 
     @property
     def port(self) -> int:
@@ -559,6 +682,7 @@ class Server:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+        await self.stop_extensions()
         for t in self._tasks:
             t.cancel()
         await self.saver.stop()

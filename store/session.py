@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from .server import Server
 
 EMPTY: dict = {}
+#: ``Event(...)`` without the NamedTuple's Python-level ``__new__`` (one
+#: frame less per write; the same tuple)
+_new_event = tuple.__new__
 
 
 def now_ms() -> int:
@@ -36,6 +39,10 @@ class Session:
         "last_cmd", "close_after_reply", "killed", "flags", "pubsub", "__weakref__",
         # MULTI/EXEC and WATCH (store/transactions.py)
         "multi", "watching", "in_exec",
+        # FJORD.ORIGIN: tag written on this client's records (triggers skip their own)
+        "origin",
+        # FJORD.OFFSET: log offset of this client's last write (views' read-your-writes)
+        "last_offset",
     )
 
     def __init__(self, server: "Server | None", keyspace: Keyspace, client_id: int = 0,
@@ -68,12 +75,16 @@ class Session:
         #: True while EXEC runs the queued commands: blocking commands
         #: answer at once, as if timed out (Redis never blocks inside EXEC)
         self.in_exec = False
+        #: ``FJORD.ORIGIN`` tag put on the records this client writes (None: untagged)
+        self.origin: str | None = None
+        #: log offset of the last record this client wrote (-1: none yet)
+        self.last_offset = -1
 
     # -------------------------------------------------------------- writing
 
     def emit(self, type_: str, key: bytes | None, data: dict = EMPTY, db: int | None = None) -> None:
         """Apply one effect event to the keyspace and queue it for the log."""
-        ev = Event(type_, self.db_index if db is None else db, key, data)
+        ev = _new_event(Event, (type_, self.db_index if db is None else db, key, data))
         self.keyspace.apply(ev)
         self.events.append(ev)
 

@@ -9,6 +9,12 @@ read-only: no LOCK, nothing truncated, the owner's half-written tail is its end.
 
 ``snapshots/LOCK`` (flock) keeps two snapshotters from running at once; a
 second one exits with ``BUSY_EXIT``.
+
+Staying out of the server's way (the server's p99 during a snapshot): as the
+server's child it runs at nice 10 with the lowest best-effort I/O priority,
+``--cpu-percent`` (``snapshot-cpu-percent``) paces it to a CPU budget
+(``CpuPacer``: slices of work, sleeps in between), and the snapshot file is
+written back in steps (``streams/snapshot.py``) rather than by one big fsync.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from streams.materializer import Materializer
 from streams.snapshot import SnapshotCorruptError, SnapshotInfo
 
 from .keyspace import DEFAULT_DATABASES, Keyspace
-from .snapshotting import SectionLoader, load_types, write_state
+from .snapshotting import SectionLoader, load_types, section_keys, state_sections
 
 log = logging.getLogger("fjord.snapshot")
 
@@ -35,6 +41,83 @@ log = logging.getLogger("fjord.snapshot")
 BUSY_EXIT = 3
 #: snapshots kept by default (the newest, plus one to fall back on)
 DEFAULT_KEEP = 2
+#: CPU budget of a snapshotter, percent of one core (100: unpaced)
+DEFAULT_CPU_PERCENT = 100
+
+
+class CpuPacer:
+    """Keeps a process under ``percent`` of one core by sleeping between
+    slices of work: after each slice it sleeps until CPU time / wall time
+    is back at the budget. A snapshot then takes about ``100 / percent``
+    times longer, and the serving process, which shares a small machine
+    with it, gets the cores back for the rest of the time. The budget is
+    settled per slice (no credit is saved up while the process waits for
+    I/O, so it never bursts). ``percent >= 100`` disables it."""
+
+    #: CPU seconds below which a pause is not worth a sleep yet
+    MIN_SLICE = 0.005
+
+    def __init__(self, percent: int = DEFAULT_CPU_PERCENT):
+        self.percent = percent
+        self.active = 0 < percent < 100
+        self.slept = 0.0
+        self._reset()
+
+    def _reset(self) -> None:
+        self._cpu0 = time.process_time()
+        self._wall0 = time.monotonic()
+
+    def _owed(self) -> float | None:
+        """Seconds to sleep now, or None if this slice is too short yet."""
+        if not self.active:
+            return None
+        cpu = time.process_time() - self._cpu0
+        if cpu < self.MIN_SLICE:
+            return None
+        return cpu * 100 / self.percent - (time.monotonic() - self._wall0)
+
+    def pause_sync(self) -> None:
+        owed = self._owed()
+        if owed is None:
+            return
+        if owed > 0:
+            time.sleep(owed)
+            self.slept += owed
+        self._reset()
+
+    async def pause(self) -> None:
+        owed = self._owed()
+        if owed is None:
+            return
+        if owed > 0:
+            await asyncio.sleep(owed)
+            self.slept += owed
+        self._reset()
+
+    def paced(self, items):
+        """``items``, pausing before each one is handed out."""
+        for item in items:
+            self.pause_sync()
+            yield item
+
+
+class _PacedLog:
+    """A log whose ``read`` pauses every ``every`` records (the replay's
+    slices); everything else is the wrapped log's."""
+
+    def __init__(self, log_, pacer: CpuPacer, every: int = 1000):
+        self._log, self._pacer, self._every = log_, pacer, every
+
+    def __getattr__(self, name):
+        return getattr(self._log, name)
+
+    async def read(self, start: int, end: int | None = None):
+        n = 0
+        async for record in self._log.read(start, end):
+            yield record
+            n += 1
+            if n % self._every == 0:
+                await self._pacer.pause()
 
 
 def log_dir(data_dir: str) -> str:
@@ -49,15 +132,58 @@ class SnapshotBusy(LogError):
     """Another snapshotter holds ``snapshots/LOCK``."""
 
 
+#: the snapshot directory's sidecar naming the log its snapshots come from
+LOG_ID_FILE = "LOG_ID"
+
+
+class SnapshotLogMismatch(LogError):
+    """The snapshot directory belongs to another log (streams/logid.py)."""
+
+
+async def bind_to_log(directory: str, log_) -> str | None:
+    """Tie ``directory``'s snapshots to ``log_``'s identity, or refuse.
+
+    The sidecar ``LOG_ID`` names the log the snapshots were made from; it is
+    written when missing (a new directory, or one from before identities:
+    those snapshots are adopted, with a warning when there are any). A
+    directory bound to another log raises ``SnapshotLogMismatch``: loading
+    its snapshots would mix two histories at the same offsets, and setting
+    them aside would hide the mistake, so the server refuses to start."""
+    from streams.logid import log_identity, write_atomically
+
+    identity = await log_identity(log_)
+    if identity is None:
+        return None
+    path = os.path.join(directory, LOG_ID_FILE)
+    try:
+        with open(path, encoding="utf-8") as f:
+            bound = f.read().strip()
+    except FileNotFoundError:
+        bound = None
+    if bound == identity:
+        return identity
+    if bound is not None:
+        raise SnapshotLogMismatch(
+            f"the snapshots in {directory} were made from the log {bound}, not from this log {identity}: "
+            f"refusing to load them (use another data dir, or move that directory away to rebuild from the log)")
+    os.makedirs(directory, exist_ok=True)
+    if snapshot.list_snapshots(directory):
+        log.warning("snapshots in %s carry no log identity; assuming they come from %s", directory, identity)
+    write_atomically(path, identity + "\n")
+    return identity
+
+
 async def load_latest(keyspace: Keyspace, directory: str, max_offset: int,
                       progress: Callable[[int, int], None] | None = None,
+                      pacer: CpuPacer | None = None,
                       ) -> tuple[SnapshotInfo | None, int, float]:
     """Load the newest snapshot at or below ``max_offset`` into the (empty)
     ``keyspace``; if it turns out corrupt, reset and try the one before.
     Returns ``(snapshot or None, keys loaded, seconds)``. Sections are read
     and decoded on a thread and applied on the caller's loop, a bulk update
     each. ``progress(keys_done, keys_total)`` is called after each section
-    (up to ``snapshotting.SECTION_KEYS`` keys), never per key."""
+    (up to ``snapshotting.SECTION_KEYS`` keys), never per key. A ``pacer``
+    (the snapshotter's CPU budget) pauses between sections."""
     loop = asyncio.get_running_loop()
     candidates = await loop.run_in_executor(None, snapshot.list_snapshots, directory)
     for info in reversed([s for s in candidates if s.offset <= max_offset]):
@@ -71,6 +197,8 @@ async def load_latest(keyspace: Keyspace, directory: str, max_offset: int,
                 if section is None:
                     break
                 keys += loader.load(section)
+                if pacer is not None:
+                    await pacer.pause()
                 if progress is not None:
                     progress(keys, info.events)
             loader.finish()
@@ -115,11 +243,15 @@ def prune(directory: str, keep: int) -> None:
 
 
 async def take_snapshot(data_dir: str, max_offset: int | None = None, databases: int = DEFAULT_DATABASES,
-                        keep: int = DEFAULT_KEEP) -> SnapshotInfo:
+                        keep: int = DEFAULT_KEEP, kafka_bootstrap: str | None = None,
+                        kafka_topic: str | None = None,
+                        cpu_percent: int = DEFAULT_CPU_PERCENT) -> SnapshotInfo:
     """Build and write a snapshot of ``data_dir`` up to ``max_offset`` (the
     log's current end by default). Raises ``SnapshotBusy`` if another
-    snapshotter runs, ``LogError`` if the log cannot be read."""
+    snapshotter runs, ``LogError`` if the log cannot be read. Loading,
+    replay and writing stay under ``cpu_percent`` of a core (``CpuPacer``)."""
     load_types()
+    pacer = CpuPacer(cpu_percent)
     sdir = snapshot_dir(data_dir)
     os.makedirs(sdir, exist_ok=True)
     lock_fd = os.open(os.path.join(sdir, "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
@@ -130,25 +262,35 @@ async def take_snapshot(data_dir: str, max_offset: int | None = None, databases:
             raise SnapshotBusy(f"another snapshotter is writing in {sdir}") from None
         snapshot.remove_stale_temp_files(sdir)
         t0 = time.perf_counter()
-        flog = await FileLog.open(log_dir(data_dir), readonly=True)
+        if kafka_bootstrap:  # the log is a Kafka topic; snapshots stay in the data dir
+            from streams.kafkalog import KafkaLog, topic_for
+            flog = await KafkaLog.open(kafka_bootstrap, kafka_topic or topic_for(), create=False)
+        else:
+            flog = await FileLog.open(log_dir(data_dir), readonly=True)
         try:
             end = flog.end_offset if max_offset is None else min(max_offset, flog.end_offset)
             ks = Keyspace(databases)
-            base, keys, secs = await load_latest(ks, sdir, end)
+            base, keys, secs = await load_latest(ks, sdir, end, pacer=pacer)
             start = base.offset if base is not None else 0
             if base is not None:
                 log.info("loaded snapshot at offset %d with %d keys in %.3f s", base.offset, keys, secs)
             if start < flog.start_offset:
                 raise LogError(f"the log starts at offset {flog.start_offset} and no snapshot covers "
                                f"the records before it")
-            stats = await Materializer(flog, ks, start).catch_up(end)
-            _fsync_log_files(flog.path)
+            from .fencing import fence_for  # the epoch the base snapshot holds (store/fencing.py)
+            source = _PacedLog(flog, pacer) if pacer.active else flog
+            stats = await Materializer(source, ks, start, fence_for(ks)).catch_up(end)
+            if not kafka_bootstrap:
+                _fsync_log_files(flog.path)
         finally:
             await flog.close()
-        info = write_state(sdir, end, int(time.time() * 1000), ks)
+        sections = state_sections(ks)
+        info = snapshot.write_snapshot(sdir, end, int(time.time() * 1000),
+                                       pacer.paced(sections) if pacer.active else sections, weigh=section_keys)
         prune(sdir, keep)
-        log.info("wrote snapshot %s at offset %d: %d keys, %d bytes (replayed %d records) in %.3f s",
-                 info.path, info.offset, info.events, info.size, stats.records, time.perf_counter() - t0)
+        log.info("wrote snapshot %s at offset %d: %d keys, %d bytes (replayed %d records) in %.3f s "
+                 "(%.3f s of it paused for the %d%% CPU budget)", info.path, info.offset, info.events,
+                 info.size, stats.records, time.perf_counter() - t0, pacer.slept, cpu_percent)
         return info
     finally:
         os.close(lock_fd)
@@ -170,9 +312,14 @@ def add_parser(sub) -> None:
                    help="cover the log only up to this offset (default: its current end)")
     p.add_argument("--databases", type=int, default=DEFAULT_DATABASES, help="number of databases")
     p.add_argument("--keep", type=int, default=DEFAULT_KEEP, help="snapshots to keep (older ones are deleted)")
+    p.add_argument("--cpu-percent", type=int, default=DEFAULT_CPU_PERCENT,
+                   help="CPU budget, percent of one core: work in slices and sleep in between, so the "
+                        "snapshot takes longer but leaves the cores to the server (default: 100, unpaced)")
     p.add_argument("--loglevel", default="notice", help="debug, verbose, notice or warning")
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when this process (the server that started us) dies")
+    p.add_argument("--kafka-bootstrap", default=None, help="read the log from this Kafka broker (HOST:PORT)")
+    p.add_argument("--kafka-topic", default=None, help="the log's Kafka topic (default: fjord.default.log)")
     actions = p.add_subparsers(dest="action")
     i = actions.add_parser("inspect", help="print a snapshot's header and a summary")
     i.add_argument("file")
@@ -189,7 +336,9 @@ def run(ns) -> int:
     if ns.parent_pid is not None and not _die_with_parent(ns.parent_pid):
         return 1
     try:
-        asyncio.run(take_snapshot(ns.data_dir, ns.max_offset, ns.databases, ns.keep))
+        asyncio.run(take_snapshot(ns.data_dir, ns.max_offset, ns.databases, ns.keep,
+                                  getattr(ns, "kafka_bootstrap", None), getattr(ns, "kafka_topic", None),
+                                  getattr(ns, "cpu_percent", DEFAULT_CPU_PERCENT)))
     except SnapshotBusy as exc:
         log.warning("%s", exc)
         return BUSY_EXIT
@@ -219,7 +368,28 @@ def _die_with_parent(parent_pid: int) -> bool:
         os.nice(10)  # the server's clients come first; a snapshot can wait
     except OSError:
         pass
+    _idle_io_priority()
     return True
+
+
+def _idle_io_priority() -> None:
+    """ioprio_set(IOPRIO_WHO_PROCESS, self, best effort, level 7): the
+    snapshot's writes queue behind the server's log writes (mq-deadline and
+    BFQ honour it; other schedulers ignore it). Not IOPRIO_CLASS_IDLE: with
+    ext4's ordered mode a log fsync can have to wait for the snapshot's
+    dirty pages, and starving those would stall the server instead."""
+    import ctypes
+    import platform
+
+    numbers = {"x86_64": 251, "aarch64": 30}
+    nr = numbers.get(platform.machine())
+    if nr is None:
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall(nr, 1, 0, (2 << 13) | 7)  # who=PROCESS, pid=0 (us), class BE << 13 | level 7
+    except (OSError, AttributeError):
+        pass
 
 
 def inspect(path: str, show_keys: bool) -> int:

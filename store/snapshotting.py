@@ -138,6 +138,19 @@ def state_sections(keyspace: Keyspace) -> Iterator[dict]:
         for name, b in batches.items():
             if b.keys:
                 yield _section(db, name, b.keys, b.values)
+    if keyspace.meta:
+        yield meta_section(keyspace)
+
+
+#: section type of the store-level metadata (``Keyspace.meta``)
+META = "fjord-meta"
+
+
+def meta_section(keyspace: Keyspace) -> dict:
+    """``Keyspace.meta`` (trigger and view definitions) as one section:
+    keys are ``namespace NUL name``, values the stored bytes."""
+    keys = [ns.encode() + b"\0" + name.encode() for ns, name in keyspace.meta]
+    return {"db": 0, "type": META, "keys": keys, "values": list(keyspace.meta.values())}
 
 
 def _parts(db, st: SectionType, key: bytes, flat: list) -> Iterator[dict]:
@@ -151,7 +164,7 @@ def _parts(db, st: SectionType, key: bytes, flat: list) -> Iterator[dict]:
 def section_keys(section: dict) -> int:
     """Keys a section creates (an appended part creates none): the item
     count ``write_snapshot`` puts in the header, for loading progress."""
-    return 0 if section.get("append") else len(section["keys"])
+    return 0 if section.get("append") or section.get("type") == META else len(section["keys"])
 
 
 def write_state(directory: str, offset: int, time_ms: int, keyspace: Keyspace):
@@ -182,6 +195,11 @@ class SectionLoader:
             values = section["values"]
         except (KeyError, TypeError, IndexError) as exc:
             raise ValueError(f"malformed snapshot section: {exc!r}") from None
+        if name == META:
+            for k, v in zip(keys, values):
+                ns, _, meta_name = k.partition(b"\0")
+                self.keyspace.meta[(ns.decode(), meta_name.decode())] = v
+            return 0
         if section.get("append"):
             st = LOADERS[name]
             for key, part in zip(keys, values):

@@ -25,6 +25,10 @@ offset, not in the payload)::
     {"v": 1, "time": 1764255600123,
      "events": [{"type": "set", "db": 0, "key": "user:1",
                  "data": {"value": "alice", "expire_at": null}}]}
+
+plus ``"origin": "trigger:audit"`` when the writing connection set one with
+``FJORD.ORIGIN`` (absent otherwise), and ``"epoch": 3`` when the writer
+claimed an epoch (store/fencing.py; absent otherwise).
 """
 
 from __future__ import annotations
@@ -52,6 +56,12 @@ class Record(NamedTuple):
     offset: int
     time_ms: int
     events: list[Event]
+    #: who wrote it, when the writer said (``FJORD.ORIGIN``): triggers skip
+    #: records of their own origin, so a function writing back cannot loop
+    origin: str | None = None
+    #: the writer's epoch (store/fencing.py); None on records of a writer
+    #: that never claimed one, which count as epoch 0
+    epoch: int | None = None
 
 
 class EventDecodeError(ValueError):
@@ -68,30 +78,80 @@ def _encode_bytes(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} in an event")
 
 
-def encode_record(time_ms: int, events: list[Event] | tuple[Event, ...]) -> bytes:
-    """Encode the events of one atomic step as a record payload."""
-    return orjson.dumps(
-        {
-            "v": SCHEMA_VERSION,
-            "time": time_ms,
-            "events": [
-                {"type": e.type, "db": e.db, "key": e.key, "data": e.data} for e in events
-            ],
-        },
-        default=_encode_bytes,
-    )
+_dumps = orjson.dumps
+#: strict UTF-8; raises on anything else (see ``encode_record``)
+_decode_utf8 = bytes.decode
+
+
+def encode_record(time_ms: int, events: list[Event] | tuple[Event, ...], origin: str | None = None,
+                  epoch: int | None = None) -> bytes:
+    """Encode the events of one atomic step as a record payload; ``origin``
+    (written only when set) tags who wrote it (see ``Record.origin``)."""
+    # The write path's hot spot, so: no comprehension (a function call in
+    # 3.11), and ``bytes.decode`` as orjson's ``default`` (a C call, no
+    # Python frame per byte string). Anything it cannot take (bytes that
+    # are not UTF-8, bytearray, memoryview) makes orjson raise, and the
+    # record is encoded again by ``_encode_bytes``: the same bytes either way.
+    if len(events) == 1:
+        e = events[0]
+        evs = [{"type": e[0], "db": e[1], "key": e[2], "data": e[3]}]
+    else:
+        evs = []
+        for e in events:
+            evs.append({"type": e[0], "db": e[1], "key": e[2], "data": e[3]})
+    doc = {"v": SCHEMA_VERSION, "time": time_ms, "events": evs}
+    if origin is not None:
+        doc["origin"] = origin
+    if epoch is not None:
+        doc["epoch"] = epoch
+    try:
+        return _dumps(doc, default=_decode_utf8)
+    except orjson.JSONEncodeError:
+        return _dumps(doc, default=_encode_bytes)
 
 
 def _decode_value(v: Any) -> Any:
-    if type(v) is str:
-        return v.encode("utf-8")
-    if type(v) is list:
-        return [_decode_value(x) for x in v]
-    if type(v) is dict:
+    """One JSON value of ``data`` with every string back to bytes. The
+    containers are fresh from orjson, so they are ours: converted in place,
+    which allocates nothing but the byte strings."""
+    t = type(v)
+    if t is str:
+        return v.encode()
+    if t is list:
+        return _decode_list(v)
+    if t is dict:
         if len(v) == 1 and "b64" in v:
             return base64.b64decode(v["b64"], validate=True)
-        return {k: _decode_value(x) for k, x in v.items()}
+        for k, x in v.items():
+            tx = type(x)
+            if tx is str:
+                v[k] = x.encode()
+            elif tx is list or tx is dict:
+                v[k] = _decode_value(x)
     return v
+
+
+def _decode_list(v: list) -> list:
+    """A list, in place. Every log consumer pays for this on every event, so
+    the common shapes (strings, pairs like ``[field, value]``) are done
+    inline rather than with a call per element."""
+    for i, x in enumerate(v):
+        t = type(x)
+        if t is str:
+            v[i] = x.encode()
+        elif t is list:
+            for j, y in enumerate(x):
+                ty = type(y)
+                if ty is str:
+                    x[j] = y.encode()
+                elif ty is list or ty is dict:
+                    x[j] = _decode_value(y)
+        elif t is dict:
+            v[i] = _decode_value(x)
+    return v
+
+
+_new_tuple = tuple.__new__  # builds an Event without NamedTuple.__new__'s Python frame
 
 
 def decode_record(offset: int, payload: bytes) -> Record:
@@ -113,7 +173,7 @@ def decode_record(offset: int, payload: bytes) -> Record:
         for e in doc["events"]:
             key = e.get("key")
             if type(key) is str:
-                key = key.encode("utf-8")
+                key = key.encode()
             elif key is not None:
                 key = _decode_value(key)
             data = e.get("data")
@@ -123,13 +183,18 @@ def decode_record(offset: int, payload: bytes) -> Record:
                 for k, v in data.items():
                     t = type(v)
                     if t is str:
-                        data[k] = v.encode("utf-8")
-                    elif t is list or t is dict:
+                        data[k] = v.encode()
+                    elif t is list:
+                        data[k] = _decode_list(v)
+                    elif t is dict:
                         data[k] = _decode_value(v)
             else:
                 data = {}
-            events.append(Event(e["type"], e.get("db"), key, data))
-        return Record(offset, doc.get("time", 0), events)
+            events.append(_new_tuple(Event, (e["type"], e.get("db"), key, data)))
+        origin = doc.get("origin")
+        epoch = doc.get("epoch")
+        return _new_tuple(Record, (offset, doc.get("time", 0), events, origin if type(origin) is str else None,
+                                   epoch if type(epoch) is int else None))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         # binascii.Error (bad base64) is a ValueError
         raise EventDecodeError(f"record at offset {offset} is malformed: {exc!r}") from exc

@@ -97,6 +97,8 @@ class FileLog(Log):
     simply the end.
     """
 
+    shared = True
+
     def __init__(self, path: str, *, segment_bytes: int = 64 << 20, index_interval: int = 4096):
         self.path = path
         self.segment_bytes = segment_bytes
@@ -200,6 +202,60 @@ class FileLog(Log):
             self._open_closed_segment(seg, self._segments[i + 1].base)
         if bases:
             self._recover_active(False)
+
+    async def refresh(self) -> int:
+        """Read-only logs: take in the records the owner appended since
+        (growing active segment, new segments, segments retention deleted)
+        and return the new ``end_offset``. This is how a replica on the same
+        machine tails its writer's log (store/replication.py)."""
+        if not self.readonly:
+            return self._durable
+        end = await asyncio.get_running_loop().run_in_executor(self._io, self._refresh_sync)
+        if end > self._durable:
+            self._durable = end
+            self._notify_end()
+        return self._durable
+
+    def _refresh_sync(self) -> int:
+        seg = self._segments[-1]
+        try:
+            if os.path.getsize(seg.path) < seg.size:
+                raise LogError(f"log segment {seg.path} shrank under a reader (the owner cut back a failed write)")
+        except FileNotFoundError:
+            raise LogError(f"log segment {seg.path} vanished under a reader") from None
+        before = len(seg.index)
+        nxt, valid, _ = self._scan(seg, self._written, seg.size, build_index=True)
+        seg.size, self._written = valid, nxt
+        # _scan indexes the first record of every call: keep the entries
+        # ~index_interval apart, or frequent refreshes would grow the index
+        # by one entry per refresh
+        if len(seg.index) > before:
+            kept, last = seg.index[:before], seg.index[before - 1][1] if before else None
+            for entry in seg.index[before:]:
+                if last is None or entry[1] - last >= self.index_interval:
+                    kept.append(entry)
+                    last = entry[1]
+            seg.index = kept
+        bases = sorted(
+            int(name[:-4]) for name in os.listdir(self.path) if name.endswith(".log") and name[:-4].isdigit()
+        )
+        segs = self._segments
+        for base in bases:
+            # the owner rolls only after the old segment is complete, so a
+            # segment starting exactly at our end is the next one
+            if base <= segs[-1].base or base != self._written:
+                continue
+            new = _Segment(base, os.path.join(self.path, _segment_name(base, "log")))
+            nxt, valid, _ = self._scan(new, base, 0, build_index=True)
+            new.size, self._written = valid, nxt
+            segs = segs + [new]
+        if bases:
+            segs = [sg for sg in segs if sg.base >= bases[0]] or segs[-1:]  # retention deleted the others
+        if segs is not self._segments:
+            self._segments = segs
+            self._bases = [sg.base for sg in segs]
+        self._synced = self._written
+        return self._written
 
     def _release_files(self) -> None:
         for name in ("_fd", "_lock_fd"):

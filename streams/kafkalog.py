@@ -123,6 +123,8 @@ class KafkaLog(Log):
     Open it with ``await KafkaLog.open(...)`` (creates the topic if needed,
     connects, finds the partition's start and end)."""
 
+    shared = True
+
     def __init__(self, bootstrap: str, topic: str, partition: int = 0, *,
                  produce_timeout_ms: int = 5000, idempotence: bool = False,
                  retention_ms: int = -1, create: bool = True, client_id: str = "fjord"):

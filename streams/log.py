@@ -6,8 +6,9 @@ at ``start_offset`` and ending (exclusive) at ``end_offset``. Records below
 the bytes are fsynced (file log) or acknowledged by all in-sync replicas
 (Kafka). One writer appends; any number of readers read from any offset.
 
-Backends: ``FileLog`` (embedded, segmented files) and ``MemoryLog`` (tests and
-tools). All pass the same contract tests in ``tests/test_log_contract.py``.
+Backends: ``FileLog`` (embedded, segmented files), ``KafkaLog`` (a Kafka
+topic partition) and ``MemoryLog`` (tests and tools). All pass the same
+contract tests in ``tests/test_log_contract.py``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class LogCorruptError(LogError):
 
 class Log(ABC):
     """An append-only, durable sequence of records."""
+
+    #: another process can open this log and read it (the snapshotter child,
+    #: ``fjord triggers run``): true for the file log and Kafka, not for memory
+    shared = False
 
     @property
     @abstractmethod

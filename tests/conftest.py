@@ -24,10 +24,26 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+#: the Tansu broker fixture (``broker``, one per test session) for the Kafka-backend tests
+pytest_plugins = ["kafkakit"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.05, what: str = "condition"):
+    """Poll ``predicate`` until it returns something true (returned) or
+    ``timeout`` seconds pass (AssertionError naming ``what``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what}: not met within {timeout} s")
 
 
 def wait_ready(port: int, proc: subprocess.Popen | None = None, timeout: float = 20.0, password=None) -> None:

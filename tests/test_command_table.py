@@ -19,6 +19,8 @@ import pytest
 import redis
 
 import store.commands  # noqa: F401 - registers every command
+import triggers.commands  # noqa: F401 - FJORD.TRIGGER, which `fjord serve` registers too
+import triggers.viewcommands  # noqa: F401 - FJORD.VIEW, likewise
 from store.commands import table
 
 # Commands Fjord describes exactly as Redis 7.0.15 does (flags, categories,

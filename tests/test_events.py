@@ -167,3 +167,50 @@ def test_missing_schema_version_is_rejected():
 def test_malformed_payloads_raise_event_decode_error(payload):
     with pytest.raises(EventDecodeError, match="offset 3"):
         decode_record(3, payload)
+
+
+def _reference_encoding(time_ms, events, origin=None, epoch=None) -> bytes:
+    """The wire form spelled out independently of ``encode_record``'s fast
+    paths: every byte string converted by hand, then one plain dump."""
+
+    def conv(v):
+        if isinstance(v, (bytes, bytearray, memoryview)):
+            raw = bytes(v)
+            try:
+                return raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return {"b64": base64.b64encode(raw).decode("ascii")}
+        if isinstance(v, list):
+            return [conv(x) for x in v]
+        if isinstance(v, dict):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    doc = {"v": SCHEMA_VERSION, "time": time_ms,
+           "events": [{"type": e.type, "db": e.db, "key": conv(e.key), "data": conv(e.data)} for e in events]}
+    if origin is not None:
+        doc["origin"] = origin
+    if epoch is not None:
+        doc["epoch"] = epoch
+    return orjson.dumps(doc)
+
+
+def test_fast_and_fallback_encodings_write_the_same_bytes():
+    """``encode_record`` takes a fast path for UTF-8-only records and falls
+    back for the rest (b64, bytearray, memoryview): both must write exactly
+    the bytes of the documented wire form, alone or mixed in one record."""
+    strings = tricky_byte_strings()
+    for i, s in enumerate(strings):
+        other = strings[(i * 7 + 3) % len(strings)]
+        shapes = [
+            [Event("set", 0, s, {"value": other, "expire_at": None})],
+            [Event("hset", 2, b"h", {"fields": [[s, other], [b"f", bytearray(s)]]})],
+            [Event("set", 0, b"plain", {"value": b"v", "expire_at": 5}),
+             Event("rename_from", 1, memoryview(s), {"to": other}), Event("flushall", None, None, {})],
+        ]
+        for events in shapes:
+            for origin, epoch in ((None, None), ("trigger:t", 3)):
+                assert encode_record(99, events, origin, epoch) == _reference_encoding(99, events, origin, epoch)
+    single = encode_record(1, [Event("set", 0, b"user:1", {"value": "é".encode(), "expire_at": None})])
+    assert single == ('{"v":1,"time":1,"events":[{"type":"set","db":0,"key":"user:1",'
+                      '"data":{"value":"é","expire_at":null}}]}').encode()

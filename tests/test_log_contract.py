@@ -14,8 +14,11 @@ import pytest
 
 from streams.events import Event, Record, encode_record
 from streams.filelog import FileLog
+from streams.kafkalog import KafkaLog
 from streams.log import Log
 from streams.memlog import MemoryLog
+
+from kafkakit import unique_topic
 
 
 class FileLogFactory:
@@ -53,11 +56,31 @@ class MemoryLogFactory:
         return None
 
 
-BACKENDS = {"file": FileLogFactory, "memory": MemoryLogFactory}
+class KafkaLogFactory:
+    """A fresh topic per test on the session's Tansu broker (tests/kafkakit.py)."""
+
+    def __init__(self, tmp_path, broker):
+        self.bootstrap = broker.bootstrap
+        self.topic = unique_topic()
+
+    async def open(self, small_segments: bool = False) -> Log:
+        return await KafkaLog.open(self.bootstrap, self.topic)
+
+    async def reopen(self, log: Log) -> Log:
+        await log.close()
+        return await KafkaLog.open(self.bootstrap, self.topic)
+
+    def segments(self, log: Log) -> int | None:
+        return None
+
+
+BACKENDS = {"file": FileLogFactory, "memory": MemoryLogFactory, "kafka": KafkaLogFactory}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request, tmp_path):
+    if request.param == "kafka":
+        return KafkaLogFactory(tmp_path, request.getfixturevalue("broker"))
     return BACKENDS[request.param](tmp_path)
 
 

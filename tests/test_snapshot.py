@@ -448,3 +448,94 @@ def test_crash_during_snapshots(tmp_path):
     assert killed_children, "the snapshotter was never killed mid-way"
     assert snapshot.list_snapshots(os.path.join(data, "snapshots")), "no snapshot was ever written"
     assert "loaded snapshot at offset" in srv.output()
+
+
+# ------------------------------------------------------------------ pacing (snapshot-cpu-percent)
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_cpu_pacer_keeps_the_budget():
+    from store.snapshotter import CpuPacer
+
+    pacer = CpuPacer(25)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for _ in range(10):
+        _burn(0.01)
+        pacer.pause_sync()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    # 25 %: wall time at least 4x the CPU time (less sleep when the machine
+    # is busy and the burning itself took longer than its CPU time)
+    assert pacer.slept > 0 and wall >= 3.9 * cpu
+    unpaced = CpuPacer(100)
+    _burn(0.01)
+    unpaced.pause_sync()
+    assert not unpaced.active and unpaced.slept == 0
+
+
+def test_snapshot_written_back_in_steps_is_valid(tmp_path, monkeypatch):
+    monkeypatch.setattr(snapshot, "WRITEBACK_BYTES", 4096)
+    secs = [{"db": 0, "type": "string", "keys": [b"k%d" % i], "values": [b"x" * 1000]} for i in range(300)]
+    info = snapshot.write_snapshot(str(tmp_path), 9, 1, secs)
+    assert info.size > 300 * 1000
+    assert list(snapshot.read_sections(info)) == secs
+
+
+def test_paced_snapshot_completes_and_is_correct(tmp_path):
+    """A snapshotter held to 10 % of a core still finishes, pauses to keep
+    its budget, and what it wrote loads back exactly."""
+    srv = FjordProcess(str(tmp_path / "data"),
+                       args=("--snapshot-every-events", "0", "--snapshot-cpu-percent", "10")).start()
+    try:
+        c = srv.client()
+        assert c.config_get("snapshot-cpu-percent") == {"snapshot-cpu-percent": "10"}
+        with pytest.raises(redis.ResponseError, match="between 1 and 100"):
+            c.config_set("snapshot-cpu-percent", 0)
+        fill(c, 2000)
+        assert c.save() is True
+        info = c.info("persistence")
+        assert info["rdb_last_bgsave_status"] == "ok" and info["rdb_changes_since_last_save"] == 0
+        out = srv.output()
+        assert "paused for the 10% CPU budget" in out
+        paused = float(out.rsplit("of it paused for the 10% CPU budget", 1)[0].rsplit("(", 1)[1].split()[0])
+        assert paused > 0
+        c.config_set("snapshot-cpu-percent", 100)
+        c.set("after", "snap")
+        assert c.save() is True
+        assert "paused for the 100% CPU budget" in srv.output()
+        before = all_keys(c)
+        srv.restart()  # SIGKILL, then start from the unpaced snapshot
+        c = srv.client()
+        assert all_keys(c) == before
+    finally:
+        srv.stop()
+
+
+def test_snapshotter_child_is_spawned_and_awaited_off_the_loop():
+    """``spawn`` (vfork, not uvloop's fork of the whole keyspace) and
+    ``wait_exit`` (a pidfd) give the child's exit status under uvloop."""
+    import uvloop
+
+    from store.saving import spawn, wait_exit
+
+    async def run() -> tuple[int, int]:
+        ticks = 0
+
+        async def tick():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        ticker = asyncio.ensure_future(tick())
+        rc = await wait_exit(spawn([sys.executable, "-c", "import time; time.sleep(0.3); raise SystemExit(7)"]))
+        ticker.cancel()
+        return rc, ticks
+
+    rc, ticks = uvloop.run(run())
+    assert rc == 7
+    assert ticks >= 5  # the loop kept running while the child did

@@ -18,7 +18,13 @@ Module map:
 - ``pubsub``     SUBSCRIBE, PSUBSCRIBE, PUBLISH, PUBSUB ... (registry and delivery: store/pubsub.py)
 - ``transactions`` MULTI, EXEC, DISCARD, WATCH, UNWATCH (state in store/transactions.py)
 - ``history``    FJORD.HISTORY (a key's recent events from the log; per-key offset index)
+- ``origin``     FJORD.ORIGIN (tag this client's records; triggers skip records of their own origin)
+- ``offset``     FJORD.OFFSET (log offset of this client's last write; read-your-writes for views)
+- ``replication`` ROLE, REPLCONF, SENTINEL (roles and failover: store/replication.py)
+- ``scripting``  EVAL, EVALSHA(_RO), SCRIPT ..., FUNCTION ..., FCALL(_RO) (engine: store/scripting/)
 - ``blocking``   BLPOP, BRPOP, BLMOVE, BLMPOP, BZPOPMIN, BZMPOP, ... (wait lists in store/blocking.py)
+- ``xstreams``   XADD, XRANGE, XREAD, XTRIM, XINFO, ... (streams; value in store/xstream.py)
+- ``xgroups``    XGROUP, XREADGROUP, XACK, XPENDING, XCLAIM, XAUTOCLAIM (imported by xstreams)
 
 Importing this package registers every command and applier.
 """
@@ -33,10 +39,15 @@ from . import (  # noqa: F401 - importing registers the commands and appliers
     keys,
     lists,
     misc,
+    offset,
+    origin,
     pubsub,
+    replication,
+    scripting,  # EVAL, EVALSHA, SCRIPT, FUNCTION, FCALL (engine: store/scripting/)
     sets,
     strings,
     transactions,
+    xstreams,
     zsetalgebra,
     zsets,
 )

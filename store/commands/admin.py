@@ -135,7 +135,7 @@ def info(s: Session, args: list[bytes]):
 _SHUTDOWN_FLAGS = {b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"}
 
 
-@command("shutdown", -1, "admin noscript loading stale no_multi", group="server",
+@command("shutdown", -1, "admin noscript loading stale no_multi allow_busy", group="server",
          summary="Synchronously saves the database(s) to disk and shuts down the server.")
 def shutdown(s: Session, args: list[bytes]):
     """Stop the server gracefully: whatever is staged is made durable, the
@@ -149,6 +149,11 @@ def shutdown(s: Session, args: list[bytes]):
         if len(flags) > 1:
             raise ReplyError(errors.SYNTAX)
         raise ReplyError("ERR No shutdown in progress.")
+    if s.server.busy is not None:  # a script runs past busy-reply-threshold: only NOSAVE stops it
+        if b"NOSAVE" not in flags:
+            raise ReplyError(s.server.busy)
+        from ..scripting.runtime import engine_for
+        engine_for(s.server).abort_for_shutdown()
     log.warning("User requested shutdown...")
     s.close_after_reply = True
     s.server.request_shutdown()

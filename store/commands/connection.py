@@ -101,7 +101,7 @@ def hello(s: Session, args: list[bytes]):
         (b"proto", 3 if s.resp3 else 2),
         (b"id", s.id),
         (b"mode", b"standalone"),
-        (b"role", b"master"),
+        (b"role", b"replica" if s.server is not None and s.server.is_replica else b"master"),
         (b"modules", []),
     ])
 
@@ -149,6 +149,7 @@ def reset(s: Session, args: list[bytes]):
         s.server.pubsub.drop(s)
     s.resp3 = False
     s.name = b""
+    s.origin = None
     s.authenticated = not _password_required(s)
     return RESET
 

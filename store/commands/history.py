@@ -25,6 +25,11 @@ Design (the log can be long, the event loop must not wait on it):
   made stale (records lost in a failed append, then reused) is dropped:
   the index is a hint, the log is the truth.
 - Inside MULTI/EXEC a command cannot wait, so it is refused there.
+- Fencing (docs/failover.md): the index applies ``EpochFence`` as replay
+  does, so a deposed writer's records (and losing claims) never show. The
+  fence is kept between requests; when indexing starts mid-log (the first
+  request, or after a gap) it is first brought up to that offset by reading
+  the log's prefix (decode only, on the worker thread).
 
 ``fjord log history KEY`` scans the whole log instead (no limits).
 """
@@ -37,6 +42,8 @@ from collections import OrderedDict, deque
 from typing import TYPE_CHECKING
 
 from .. import errors
+from streams.materializer import EpochFence, fence_at
+
 from ..resp import Delayed, Raw, ReplyError, encode_error
 from ..session import Session
 from .args import ArgCursor
@@ -82,6 +89,8 @@ class KeyHistory:
         self.table: OrderedDict[Slot, deque[int]] = OrderedDict()
         #: the table covers the log's records below this offset
         self.indexed_upto = 0
+        #: which records count, as it stands at ``indexed_upto`` (None: not known yet)
+        self.fence: EpochFence | None = None
         self._lock: asyncio.Lock | None = None
 
     async def offsets(self, server: "Server", db: int, key: bytes, count: int) -> list[int]:
@@ -109,7 +118,12 @@ class KeyHistory:
         """Runs on a worker thread with its own event loop; decoding happens
         here, off the server's loop (the log's reads are thread-safe)."""
         async def scan() -> None:
+            if self.fence is None or start != self.indexed_upto:
+                self.fence = await fence_at(log_, start)
+            admit = self.fence.admit
             async for r in log_.read(start, end):
+                if not admit(r):
+                    continue
                 for e in r.events:
                     if e.key is not None:
                         _remember(self.table, (e.db, e.key), r.offset, self.per_key, self.max_keys)

@@ -38,12 +38,23 @@ def lookup(name: bytes) -> Command | None:
 
 
 def _key_flags(cmd: Command) -> list[str]:
+    if cmd.key_flags:
+        return list(cmd.key_flags)
     if "write" in cmd.flags:
         return ["RW", "update"]
     return ["RO", "access"]
 
 
 def _key_specs(cmd: Command) -> RespSet:
+    kw = cmd.keyword_keys
+    if kw is not None:
+        return RespSet([RespMap([
+            (b"flags", RespSet(_key_flags(cmd))),
+            (b"begin_search", RespMap([(b"type", b"keyword"), (b"spec", RespMap([
+                (b"keyword", kw.keyword), (b"startfrom", kw.startfrom)]))])),
+            (b"find_keys", RespMap([(b"type", b"range"), (b"spec", RespMap([
+                (b"lastkey", -1), (b"keystep", 1), (b"limit", kw.limit)]))])),
+        ])])
     if not cmd.first_key:
         return RespSet()
     last = cmd.last_key - cmd.first_key if cmd.last_key >= 0 else cmd.last_key
@@ -172,7 +183,7 @@ def _keys_of(args: list[bytes]) -> tuple[Command, list[int]]:
         cmd = cmd.subcommands.get(argv[1].lower())
     if cmd is None:
         raise ReplyError("ERR Invalid command specified")
-    if not cmd.first_key and not cmd.numkeys_at:
+    if not cmd.first_key and not cmd.numkeys_at and cmd.keyword_keys is None:
         raise ReplyError("ERR The command has no key arguments")
     if not cmd.arity_ok(len(argv)):
         raise ReplyError("ERR Invalid number of arguments specified for command")

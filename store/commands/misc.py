@@ -87,11 +87,13 @@ FOREVER_S = 1e9
          summary="Wait for the synchronous replication of all the write commands sent in the context of the "
                  "current connection", complexity="O(1)")
 def wait(s: Session, args: list[bytes]):
-    """0 replicas acknowledged, after Redis's wait: none when ``numreplicas``
-    is 0 or less, else ``timeout`` ms (0: until the client disconnects).
+    """How many replicas applied the client's writes, after Redis's wait:
+    at once when ``numreplicas`` is reached (or is 0 or less), else after
+    ``timeout`` ms (0: until enough replicas acknowledge or the client goes).
 
     Every reply Fjord sends already waits for the client's writes to be
-    durable on the log; there is no replica to wait for on top of that.
+    durable on the log; WAIT adds waiting for read replicas to have applied
+    them (``REPLCONF ACK``, store/replication.py).
     """
     if s.server is not None and s.server.is_replica:
         raise ReplyError(WAIT_ON_REPLICA)
@@ -99,6 +101,11 @@ def wait(s: Session, args: list[bytes]):
     timeout_ms = parse_int(args[2], "ERR timeout is not an integer or out of range")
     if timeout_ms < 0:
         raise ReplyError("ERR timeout is negative")
+    if s.server is not None:
+        # replicas acknowledge offsets (REPLCONF ACK): store/replication.py
+        conn = s.server.clients.get(s.id)
+        seconds = timeout_ms / 1000
+        return s.server.replication.wait(conn, numreplicas, 0 if seconds > FOREVER_S else timeout_ms, Delayed)
     acked = 0
     if acked >= numreplicas:
         return acked
@@ -118,6 +125,9 @@ DEFAULT_SAMPLES = 5
 #: MEMORY STATS estimates each database's dataset from this many keys
 STATS_SAMPLE_KEYS = 1000
 _getsizeof = sys.getsizeof
+#: value type -> usage(value, samples) for types whose module knows their
+#: inside better than ``value_usage`` (streams: store/commands/xstreams.py)
+SIZERS: dict[type, "object"] = {}
 
 
 def _entry_overhead(table: dict) -> int:
@@ -152,11 +162,14 @@ def value_usage(value, samples: int = DEFAULT_SAMPLES) -> int:
     The container's own table (``sys.getsizeof``, exact) plus its elements'
     sizes, averaged over the first ``samples`` elements (0: all) and scaled
     to the element count, as Redis samples nested values. A sorted set adds
-    its ordered index. A type this function does not know counts its top
-    object only.
+    its ordered index. A type with an entry in ``SIZERS`` is measured by it;
+    a type this function does not know counts its top object only.
     """
     if type(value) is bytes:
         return _getsizeof(value)
+    sizer = SIZERS.get(type(value))
+    if sizer is not None:
+        return sizer(value, samples)
     name = type_name(value)
     if name == b"zset":
         scores = value.scores

@@ -30,14 +30,15 @@ DEFAULT_MAX_BULK = 512 * 1024 * 1024
 
 @applies("set")
 def _apply_set(ks: Keyspace, e: Event) -> None:
-    db = ks.dbs[e.db]
-    db.data[e.key] = e.data["value"]
-    at = e.data.get("expire_at")
+    _, index, key, data = e  # one unpack: NamedTuple attribute reads cost a lookup each
+    db = ks.dbs[index]
+    db.data[key] = data["value"]
+    at = data.get("expire_at")
     if at is None:
         if db.expires:
-            db.expires.pop(e.key, None)
+            db.expires.pop(key, None)
     else:
-        db.expires[e.key] = at
+        db.expires[key] = at
 
 
 @applies("incrby", "incrbyfloat")

@@ -21,6 +21,27 @@ from ..resp import ReplyError
 
 Handler = Callable[..., object]
 
+
+@dataclass(frozen=True)
+class KeywordKeys:
+    """Keys that follow a keyword, as XREAD's ``STREAMS k1 k2 id1 id2``
+    (Redis's key spec: begin_search ``keyword``, find_keys ``range`` with
+    lastkey -1, keystep 1). The first ``keyword`` (any case) at or after
+    ``startfrom`` starts them; they are the first 1/``limit`` of the
+    arguments after it (XREAD: half, the ids are the other half)."""
+
+    keyword: bytes
+    startfrom: int
+    limit: int
+
+    def indexes(self, args: list[bytes]) -> list[int]:
+        for i in range(self.startfrom, len(args)):
+            if args[i].upper() == self.keyword:
+                first = i + 1
+                return list(range(first, first + (len(args) - first) // max(self.limit, 1)))
+        return []
+
+
 #: lookup by the name as sent: both the lowercase and uppercase spellings are
 #: keys, so the common case is one dict hit with no ``.lower()`` call.
 COMMANDS: dict[bytes, "Command"] = {}
@@ -40,6 +61,10 @@ class Command:
     numkeys_at: int = 0
     last_key: int = 0
     key_step: int = 0
+    #: keys found after a keyword (XREAD/XREADGROUP's STREAMS), else None
+    keyword_keys: KeywordKeys | None = None
+    #: the key spec flags where the default (RW update / RO access) is wrong
+    key_flags: tuple[str, ...] = ()
     group: str = "generic"
     summary: str = ""
     since: str = "1.0.0"
@@ -53,6 +78,8 @@ class Command:
     is_write: bool = False
     no_auth: bool = False
     allow_loading: bool = False
+    #: runs while a script is busy (SCRIPT KILL, SHUTDOWN...), others get -BUSY
+    allow_busy: bool = False
 
     def __post_init__(self) -> None:
         #: "client|kill" for subcommands; computed once, read on every call
@@ -75,6 +102,8 @@ class Command:
                 return out
             start = self.numkeys_at + 1
             out += range(start, min(start + max(n, 0), len(args)))
+        if self.keyword_keys is not None:
+            out += self.keyword_keys.indexes(args)
         return out
 
     def keys(self, args: list[bytes]) -> list[bytes]:
@@ -113,7 +142,8 @@ def _categories(flags: frozenset[str], group: str, extra: str = "") -> tuple[str
 
 def _make(name: str, handler, arity: int, flags: str, keys: tuple[int, int, int],
           group: str, summary: str, since: str, complexity: str, parent=None, tips: str = "",
-          acl: str = "", numkeys: int = 0) -> Command:
+          acl: str = "", numkeys: int = 0, keyword: tuple[str, int, int] | None = None,
+          key_flags: str = "") -> Command:
     fl = frozenset(flags.split())
     first, last, step = keys
     return Command(
@@ -121,7 +151,10 @@ def _make(name: str, handler, arity: int, flags: str, keys: tuple[int, int, int]
         first_key=first, last_key=last, key_step=step, numkeys_at=numkeys, group=group, summary=summary,
         since=since, complexity=complexity, acl_categories=_categories(fl, group, acl), parent=parent,
         tips=tuple(tips.split()),
+        keyword_keys=KeywordKeys(keyword[0].upper().encode(), keyword[1], keyword[2]) if keyword else None,
+        key_flags=tuple(key_flags.split()),
         is_write="write" in fl, no_auth="no_auth" in fl, allow_loading="loading" in fl,
+        allow_busy="allow_busy" in fl,
     )
 
 
@@ -135,13 +168,17 @@ def _register(table: dict[bytes, Command], cmd: Command) -> None:
 
 def command(name: str, arity: int, flags: str = "", keys: tuple[int, int, int] = (0, 0, 0), *,
             group: str = "generic", summary: str = "", since: str = "1.0.0", complexity: str = "",
-            tips: str = "", acl: str = "", numkeys: int = 0):
+            tips: str = "", acl: str = "", numkeys: int = 0, keyword: tuple[str, int, int] | None = None,
+            key_flags: str = ""):
     """Register a top-level command handler. ``numkeys`` is the position of
-    a "numkeys" argument followed by that many keys (ZUNION, LMPOP, ...)."""
+    a "numkeys" argument followed by that many keys (ZUNION, LMPOP, ...);
+    ``keyword`` = (keyword, startfrom, limit) describes keys after a keyword
+    (see ``KeywordKeys``); ``key_flags`` overrides the key spec flags."""
 
     def deco(fn):
         _register(COMMANDS, _make(name, fn, arity, flags, keys, group, summary, since, complexity,
-                                  tips=tips, acl=acl, numkeys=numkeys))
+                                  tips=tips, acl=acl, numkeys=numkeys, keyword=keyword,
+                                  key_flags=key_flags))
         return fn
 
     return deco
