@@ -224,8 +224,10 @@ def test_file_log_promotion_brings_up_the_whole_writer(tmp_path, procs, monkeypa
 
     w.kill(signal.SIGKILL)
     assert until(lambda: role(r) == b"master", timeout=15)
-    persistence = rc.info("persistence")
-    assert "group_commit_records" in persistence and "log_retention_runs" in persistence
+    # ROLE says master as soon as the claim is won; the writer's services start once the
+    # promoted node has reloaded the log for writing (-LOADING meanwhile)
+    assert until(lambda: "group_commit_records" in (p := rc.info("persistence")) and "log_retention_runs" in p,
+                 timeout=15)
     assert rc.config_get("dir")["dir"] == os.path.abspath(w.data_dir)  # it owns the writer's directory now
     seen = int(rc.get("seen"))
     rc.set("b", "2")  # the in-process dispatcher delivers it (at least once)
