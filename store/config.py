@@ -162,9 +162,9 @@ SETTINGS: list[Setting] = [
             mutable=True, minimum=0, flag="--snapshot-every-events"),
     Setting("snapshot-keep", 2, _parse_int, "snapshots to keep (the snapshotter deletes older ones)",
             mutable=True, minimum=1, maximum=1000, flag="--snapshot-keep"),
-    Setting("snapshot-cpu-percent", 25, _parse_int,
-            "CPU budget of the snapshotter, percent of one core: it sleeps between slices of work, so a "
-            "snapshot takes up to 100/N times longer and steals less from the server (100: unpaced)",
+    Setting("snapshot-cpu-percent", 100, _parse_int,
+            "CPU budget of the snapshotter (which runs SCHED_IDLE), percent of one core: below 100 it sleeps "
+            "between slices of work, so a snapshot takes up to 100/N times longer (100: unpaced)",
             mutable=True, minimum=1, maximum=100, flag="--snapshot-cpu-percent"),
     Setting("log-retention-hours", 24, _parse_int,
             "delete log segments covered by the snapshots once older than this (0: as soon as covered)",
