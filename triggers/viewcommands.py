@@ -122,7 +122,7 @@ def _answer(s: Session, runner, after: int | None, timeout: float | None, read):
             reply = to_reply(read())
         else:
             reply = Raw(encode_error(f"ERR TIMEOUT view '{runner.view.name}' has not reached offset {after} "
-                                     f"(it is at {runner.next_offset})"))
+                                     f"(it has applied the log up to offset {runner.next_offset - 1})"))
         if server.blocking.clients.get(conn) is delayed:
             conn.unblock(reply)
 
