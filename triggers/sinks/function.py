@@ -21,11 +21,13 @@ import asyncio
 import os
 import signal
 import struct
+import subprocess
 import sys
 from typing import Any
 
 import orjson
 
+from store.saving import wait_exit
 from triggers.delivery import Batch, Outcome
 
 from . import formats
@@ -43,24 +45,38 @@ class WorkerGone(Exception):
 
 
 class Worker:
-    """One worker process and its pipes."""
+    """One worker process and its pipes.
 
-    def __init__(self, proc: asyncio.subprocess.Process):
+    Started with ``subprocess.Popen`` (vfork), not
+    ``asyncio.create_subprocess_exec``: under uvloop that is a plain fork()
+    that copies the server's page tables while the event loop waits (tens to
+    hundreds of ms with a big keyspace, on every worker start). The pipes are
+    then handed to the loop, and the exit is awaited on a pidfd
+    (``store.saving.wait_exit``), so nothing here blocks the loop."""
+
+    def __init__(self, proc: subprocess.Popen, pipes: "_Pipes"):
         self.proc = proc
+        self.reader, self.writer, self._read_transport = pipes
 
     @classmethod
     async def start(cls, target: str, env: dict[str, str], cwd: str | None, timeout_s: float) -> "Worker":
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, WORKER_SCRIPT, target, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, env=env, cwd=cwd, start_new_session=True,
-        )
-        worker = cls(proc)
+        proc = subprocess.Popen([sys.executable, WORKER_SCRIPT, target], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, bufsize=0, env=env, cwd=cwd, start_new_session=True)
+        try:
+            pipes = await _wrap_pipes(proc)
+        except BaseException:
+            _killpg(proc)
+            proc.stdin.close()
+            proc.stdout.close()
+            await _exit_status(proc)
+            raise
+        worker = cls(proc, pipes)
         try:
             hello = await asyncio.wait_for(worker._read(), timeout_s)
         except asyncio.TimeoutError:
             await worker.kill()
             raise WorkerGone(f"worker for {target} did not start within {timeout_s:.0f} s") from None
-        except WorkerGone:
+        except BaseException:
             await worker.kill()
             raise
         if not hello.get("ready"):
@@ -70,44 +86,84 @@ class Worker:
 
     async def _read(self) -> dict:
         try:
-            head = await self.proc.stdout.readexactly(4)
-            body = await self.proc.stdout.readexactly(_LEN.unpack(head)[0])
+            head = await self.reader.readexactly(4)
+            body = await self.reader.readexactly(_LEN.unpack(head)[0])
         except (asyncio.IncompleteReadError, ConnectionError):
-            code = await self.proc.wait()
+            code = await _exit_status(self.proc)
             raise WorkerGone(f"worker exited with code {code}") from None
         return orjson.loads(body)
 
     async def call(self, payload: bytes) -> dict:
         try:
-            self.proc.stdin.write(_LEN.pack(len(payload)) + payload)
-            await self.proc.stdin.drain()
+            self.writer.write(_LEN.pack(len(payload)) + payload)
+            await self.writer.drain()
         except (ConnectionError, BrokenPipeError):
-            code = await self.proc.wait()
+            code = await _exit_status(self.proc)
             raise WorkerGone(f"worker exited with code {code}") from None
         return await self._read()
 
     @property
     def alive(self) -> bool:
-        return self.proc.returncode is None
+        return self.proc.poll() is None
+
+    def _close_pipes(self) -> None:
+        self.writer.close()
+        self.reader.feed_eof()
+        self._read_transport.close()
 
     async def kill(self) -> None:
         """Kill the worker and anything it started (its own process group)."""
-        if self.proc.returncode is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.proc.kill()
-        await self.proc.wait()
+        _killpg(self.proc)
+        await _exit_status(self.proc)
+        self._close_pipes()
 
     async def stop(self, grace_s: float = 2.0) -> None:
         """Let an idle worker exit on end-of-input; kill it if it does not."""
-        if self.proc.returncode is None and self.proc.stdin is not None:
-            self.proc.stdin.close()
+        if self.proc.poll() is None:
+            self.writer.close()
             try:
-                await asyncio.wait_for(self.proc.wait(), grace_s)
+                await asyncio.wait_for(_exit_status(self.proc), grace_s)
             except asyncio.TimeoutError:
                 pass
         await self.kill()
+
+
+async def _exit_status(proc: subprocess.Popen) -> int:
+    """The worker's exit status. Not ``wait_exit`` once ``poll()`` has reaped
+    it: its pid may then belong to another process, and a pidfd opened on
+    that would wait for the wrong one."""
+    if proc.returncode is not None:
+        return proc.returncode
+    return await wait_exit(proc)
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    """SIGKILL the worker's process group. Only while ``poll()`` says it is
+    unreaped, so its pid (= the group's id) cannot have been reused."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            proc.kill()
+
+
+_Pipes = tuple[asyncio.StreamReader, asyncio.StreamWriter, asyncio.ReadTransport]
+
+
+async def _wrap_pipes(proc: subprocess.Popen) -> _Pipes:
+    """The child's stdout and stdin as asyncio streams (the transports own,
+    and close, the pipe files), plus the read side's transport to close."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    read_transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), proc.stdout)
+    try:
+        write_transport, write_protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin,
+                                                                        proc.stdin)
+    except BaseException:
+        read_transport.close()
+        raise
+    writer = asyncio.StreamWriter(write_transport, write_protocol, reader, loop)
+    return reader, writer, read_transport
 
 
 class FunctionSink:
@@ -138,7 +194,7 @@ class FunctionSink:
             worker = self._idle.pop()
             if worker.alive:
                 return worker
-            self._all.discard(worker)
+            await self._drop(worker)  # reaped by ``alive``; this closes its pipes
         worker = await Worker.start(self.target, self.env, self.cwd, max(START_TIMEOUT_S, self.timeout_s))
         self.started += 1
         self._all.add(worker)
