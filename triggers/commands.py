@@ -11,7 +11,8 @@
     FJORD.TRIGGER HELP
 
 CREATE's option words are parsed by ``Subscription.from_words`` (the same
-parser the docs describe); the handlers here only map replies. Definitions
+parser the docs describe); the handlers here only map replies. A webhook
+CREATE that must resolve a DNS name answers later (see ``trigger_create``). Definitions
 are written through ``session.emit`` (durable, replayed), so the reply to a
 CREATE is held until the definition is on the log, like any write's.
 
@@ -85,9 +86,23 @@ def _sub(name: str, arity: int, flags: str, summary: str, complexity: str = "O(1
 @_sub("create", -5, "write denyoom noscript",
       "Creates a trigger: WEBHOOK url or FUNCTION module:function, then options")
 def trigger_create(s: Session, args: list[bytes]):
-    sub = _run(control.from_words, args[2:])
-    _run(control.create, s, sub)
-    return OK
+    """A webhook whose host is a DNS name (without ALLOW-PRIVATE) must be
+    resolved before it is accepted, and resolving blocks: the reply is
+    ``Delayed`` while a worker thread resolves (other clients are served;
+    this client's next commands wait, as behind WAIT), then the definition
+    is written and made durable (``control.create_checked``) and the client
+    gets OK or the SSRF error. Inside MULTI or a script a reply cannot wait,
+    so such a CREATE is refused there (IP literals, ALLOW-PRIVATE and
+    FUNCTION triggers need no lookup and are created at once, anywhere).
+    If the client goes while the lookup runs, the trigger is still created."""
+    sub = _run(control.from_words, args[2:], False)
+    if not sub.needs_resolution():
+        _run(control.create, s, sub)
+        return OK
+    if s.in_exec or s.multi is not None:
+        raise ReplyError("ERR FJORD.TRIGGER CREATE of a webhook whose host is a DNS name cannot run inside "
+                         "MULTI or a script (the name must be resolved first): run it on its own")
+    return _later(s, "CREATE", control.create_checked(s.server, sub), lambda _: OK)
 
 
 @_sub("list", 2, "readonly noscript", "Lists every trigger with its delivery statistics", "O(N)")

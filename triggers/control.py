@@ -112,17 +112,18 @@ def _details(service, sub: Subscription) -> dict[str, Any]:
 # ------------------------------------------------------------------ writes
 
 
-def from_words(words: list[bytes]) -> Subscription:
-    """``CREATE name WEBHOOK url ...`` words (after CREATE) -> Subscription."""
+def from_words(words: list[bytes], resolve: bool = True) -> Subscription:
+    """``CREATE name WEBHOOK url ...`` words (after CREATE) -> Subscription.
+    On the event loop pass ``resolve=False`` and finish with ``create_checked``."""
     try:
-        return Subscription.from_words(words)
+        return Subscription.from_words(words, resolve)
     except TriggerError as exc:
         raise ControlError(_err(exc)) from None
 
 
-def from_json(doc: dict) -> Subscription:
+def from_json(doc: dict, resolve: bool = True) -> Subscription:
     try:
-        return Subscription.from_json(doc)
+        return Subscription.from_json(doc, resolve)
     except TriggerError as exc:
         raise ControlError(_err(exc)) from None
     except (KeyError, TypeError, ValueError) as exc:
@@ -139,6 +140,21 @@ def create(session: Session, sub: Subscription) -> None:
         registry.emit_create(session, sub)
     except TriggerError as exc:  # the name is taken
         raise ControlError(_err(exc), 409) from None
+
+
+async def create_checked(server: "Server", sub: Subscription) -> None:
+    """Create ``sub`` (parsed with ``resolve=False``) from the event loop:
+    its webhook host is resolved and checked in a worker thread (a slow DNS
+    server must not stall every client), then the definition is written
+    with ``durable_write`` and this returns once it is durable. The name is
+    checked before the lookup for a quick answer, and again when written."""
+    if registry.get(server.keyspace.meta, sub.name) is not None:
+        raise ControlError(f"ERR trigger '{sub.name}' already exists", 409)
+    try:
+        await sub.check_target()
+    except TriggerError as exc:
+        raise ControlError(_err(exc)) from None
+    await durable_write(server, lambda s: create(s, sub))
 
 
 def delete(session: Session, name: str) -> None:

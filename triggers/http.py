@@ -174,8 +174,8 @@ class AdminServer:
             return _json({"error": f"ERR the body is not JSON: {exc}"}, 400)
         if not isinstance(body, dict):
             return _json({"error": "ERR the body must be a JSON object"}, 400)
-        sub = control.from_json(body)
-        await control.durable_write(self.server, lambda s: control.create(s, sub))
+        sub = control.from_json(body, resolve=False)  # DNS is resolved off the loop:
+        await control.create_checked(self.server, sub)
         return _json(control.details(self.server, sub.name), 201)
 
     async def trigger_info(self, request: web.Request) -> web.Response:

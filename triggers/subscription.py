@@ -45,6 +45,13 @@ def _err(msg: str) -> TriggerError:
     return TriggerError(f"ERR {msg}")
 
 
+def _as_trigger_error(exc: ValueError) -> TriggerError:
+    if isinstance(exc, TriggerError):
+        return exc
+    msg = str(exc)
+    return TriggerError(msg if msg.startswith("ERR ") else f"ERR {msg}")
+
+
 def _int(word: bytes | str, what: str, lo: int = 0, hi: int = 2**63 - 1) -> int:
     text = word.decode("utf-8", "replace") if isinstance(word, bytes) else str(word)
     if not re.fullmatch(r"-?[0-9]+", text):
@@ -97,8 +104,9 @@ class Subscription:
     # ------------------------------------------------------------ building
 
     @classmethod
-    def from_words(cls, words: list[bytes]) -> "Subscription":
-        """``name WEBHOOK url | FUNCTION module:func [options...]``."""
+    def from_words(cls, words: list[bytes], resolve: bool = True) -> "Subscription":
+        """``name WEBHOOK url | FUNCTION module:func [options...]``.
+        ``resolve=False``: see ``validate``."""
         w = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x) for x in words]
         if len(w) < 3:
             raise _err("syntax: FJORD.TRIGGER CREATE name WEBHOOK url | FUNCTION module:function [options]")
@@ -165,12 +173,12 @@ class Subscription:
                 sub.dlq = arg().lower()
             else:
                 raise _err(f"unknown trigger option '{w[i - 1]}'")
-        sub.validate()
+        sub.validate(resolve)
         return sub
 
     @classmethod
-    def from_json(cls, doc: dict) -> "Subscription":
-        """From the HTTP API's JSON (or the stored form)."""
+    def from_json(cls, doc: dict, resolve: bool = True) -> "Subscription":
+        """From the HTTP API's JSON (or the stored form); ``resolve``: see ``validate``."""
         if not isinstance(doc, dict):
             raise _err("a trigger must be a JSON object")
         known = {f.name for f in fields(cls)}
@@ -188,11 +196,13 @@ class Subscription:
         sub.view = str(sub.view).upper()
         if isinstance(sub.start, int) and not isinstance(sub.start, bool):
             sub.start = str(sub.start)
-        sub.validate()
+        sub.validate(resolve)
         return sub
 
-    def validate(self) -> None:
-        """Check every field; raises TriggerError."""
+    def validate(self, resolve: bool = True) -> None:
+        """Check every field; raises TriggerError. A webhook's DNS host name
+        is resolved here (blocking) unless ``resolve`` is False: the server
+        passes False on its event loop and then awaits ``check_target``."""
         if not NAME.match(self.name or ""):
             raise _err("trigger names are 1 to 100 letters, digits or _.:@-")
         if self.sink not in SINKS:
@@ -228,12 +238,28 @@ class Subscription:
         check = getattr(sinks, "validate_target", None)
         if check is not None:
             try:
-                check(self)
+                check(self, resolve)
             except TriggerError:
                 raise
             except ValueError as exc:
-                msg = str(exc)
-                raise TriggerError(msg if msg.startswith("ERR ") else f"ERR {msg}") from None
+                raise _as_trigger_error(exc) from None
+
+    def needs_resolution(self) -> bool:
+        """Whether ``check_target`` has a DNS lookup to do (a webhook whose
+        host is a name, without ALLOW-PRIVATE)."""
+        from .sinks import validate_target
+
+        return validate_target(self, resolve=False) is not None
+
+    async def check_target(self) -> None:
+        """The DNS part of ``validate``, resolved in a worker thread so the
+        event loop keeps serving; raises TriggerError."""
+        from .sinks import check_target_async
+
+        try:
+            await check_target_async(self)
+        except ValueError as exc:
+            raise _as_trigger_error(exc) from None
 
     # ------------------------------------------------------------ forms
 

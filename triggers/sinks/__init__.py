@@ -8,7 +8,8 @@
 - context.py   for handlers: ``fjord_client()`` that writes back without re-triggering
 
 The dispatcher only uses ``make_sink`` and the ``Sink`` protocol of
-triggers/delivery.py; subscriptions call ``validate_target`` when created.
+triggers/delivery.py; subscriptions call ``validate_target`` when created
+(``check_target_async`` for the DNS part, off the event loop).
 Imports are lazy so that loading a subscription does not load aiohttp.
 """
 
@@ -47,20 +48,32 @@ def validate_secret(secret: str) -> None:
         raise ValueError("SECRET must be whsec_ followed by the base64 of at least 16 random bytes")
 
 
-def validate_target(sub: Any) -> None:
+def validate_target(sub: Any, resolve: bool = True) -> tuple[str, int] | None:
     """Raise ValueError (with a message fit for the user) unless ``sub``'s
-    sink, target and secret can be used. Resolves webhook hosts (blocking)."""
+    sink, target and secret can be used. Resolves webhook hosts (blocking)
+    unless ``resolve`` is False: then the (host, port) still to resolve and
+    check is returned (None if there is none), for ``check_target_async``."""
     kind = str(sub.sink).lower()
     if kind == "webhook":
         from .guard import check_url
 
-        check_url(sub.target, bool(getattr(sub, "allow_private", False)))
         if getattr(sub, "secret", None):
             validate_secret(sub.secret)
+        return check_url(sub.target, bool(getattr(sub, "allow_private", False)), resolve=resolve)
     elif kind == "function":
         validate_function_target(sub.target)
+        return None
     else:
         raise ValueError(f"unknown sink {sub.sink!r}: use WEBHOOK url or FUNCTION module:function")
+
+
+async def check_target_async(sub: Any) -> None:
+    """The DNS part of ``validate_target``, off the event loop (a worker
+    thread resolves; raises ValueError like ``validate_target``)."""
+    if str(sub.sink).lower() == "webhook":
+        from .guard import check_url_async
+
+        await check_url_async(sub.target, bool(getattr(sub, "allow_private", False)))
 
 
 def make_sink(sub: Any, *, fjord_url: str | None = None, source_host: str | None = None,

@@ -9,10 +9,17 @@ addresses unless its subscription says ``ALLOW-PRIVATE``.
 The check runs twice: at creation (``check_url``, a clear error for the
 user) and again at every connection (``GuardedResolver``), because a DNS
 name can change its answer after creation (DNS rebinding).
+
+Creation-time resolution of a DNS name is blocking, so the server never
+runs it on its event loop: ``check_url(..., resolve=False)`` does every
+check that needs no DNS and returns the (host, port) still to resolve, and
+``check_url_async`` resolves that in a worker thread (``resolver``, a
+module attribute so that tests can put a slow one in its place).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from urllib.parse import urlsplit
@@ -55,8 +62,12 @@ def resolve_all(host: str, port: int) -> list[str]:
     return sorted({info[4][0] for info in infos})
 
 
-def check_url(url: str, allow_private: bool) -> None:
-    """Raise ValueError unless ``url`` is an http(s) URL a webhook may call."""
+def check_url(url: str, allow_private: bool, resolve: bool = True) -> tuple[str, int] | None:
+    """Raise ValueError unless ``url`` is an http(s) URL a webhook may call.
+
+    With ``resolve=False`` a DNS host name is not looked up: the (host, port)
+    still to check is returned (None when nothing is left to check), for
+    ``check_addresses`` once resolved off the event loop."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -70,14 +81,38 @@ def check_url(url: str, allow_private: bool) -> None:
     if parts.username or parts.password:
         raise ValueError("webhook URL must not carry credentials; use SECRET to sign requests")
     if allow_private:
-        return
+        return None
     port = port or (443 if parts.scheme == "https" else 80)
-    addresses = [host] if is_ip_literal(host) else resolve_all(host, port)
+    if is_ip_literal(host):
+        check_addresses(host, [host])
+        return None
+    if not resolve:
+        return host, port
+    check_addresses(host, resolver(host, port))
+    return None
+
+
+def check_addresses(host: str, addresses: list[str]) -> None:
+    """Raise ValueError if any address ``host`` resolved to is refused."""
     for address in addresses:
         why = address_refusal(address)
         if why:
             shown = f"{host!r}" if address == host else f"{host!r} (resolves to {address})"
             raise ValueError(f"webhook host {shown} is a {why}: refused; {ALLOW_HINT}")
+
+
+async def check_url_async(url: str, allow_private: bool) -> None:
+    """``check_url`` without blocking the event loop: the DNS lookup runs in
+    a worker thread while the loop serves other clients."""
+    pending = check_url(url, allow_private, resolve=False)
+    if pending is not None:
+        host, port = pending
+        check_addresses(host, await asyncio.to_thread(resolver, host, port))
+
+
+#: the creation-time resolver (blocking; called in a worker thread by
+#: ``check_url_async``). Tests may replace it; production uses ``resolve_all``.
+resolver = resolve_all
 
 
 class GuardedResolver(AbstractResolver):
