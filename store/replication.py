@@ -357,13 +357,7 @@ class Replication:
             self.materializer.log = srv.log
             srv.loading = False
             return False
-        srv.committer = srv.new_committer()
-        self.promotions += 1
-        self.link_up = False
-        srv.loading = False
-        log.warning("promoted: this node is the writer (epoch %d)", srv.epoch)
-        await self._writer_up()
-        return True
+        return await self._promoted()
 
     async def _promote_shared(self) -> bool:
         """Take over a shared log (Kafka): catch up to its end, claim the
@@ -409,6 +403,11 @@ class Replication:
             srv.loading = False
             self.writer_lost_since = None  # give the winner a full failover timeout
             return False
+        return await self._promoted()
+
+    async def _promoted(self) -> bool:
+        """The claim is won (file lock or epoch claim): this node writes now."""
+        srv = self.server
         srv.committer = srv.new_committer()
         self.promotions += 1
         self.link_up = False
