@@ -61,21 +61,18 @@ def main(argv: list[str] | None = None) -> int:
     logcli.add_parser(sub)
     from . import snapshotter
     snapshotter.add_parser(sub)
-    from triggers import cli as triggers_cli
-    triggers_cli.add_parser(sub)
-    from triggers import viewcli
-    viewcli.add_parser(sub)
+    plugins = load_plugins()
+    for plugin in plugins:
+        plugin.add_parsers(sub)
     ns = parser.parse_args(argv)
     if ns.cmd == "snapshot":  # the snapshotter process (offline tool or the server's child)
         return snapshotter.run(ns)
     if ns.cmd in ("restore", "log"):  # offline tools: no server config
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
         return restore.run(ns) if ns.cmd == "restore" else logcli.run(ns)
-    if ns.cmd == "views":  # views in their own process (file log or Kafka consumer group)
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-        return viewcli.run(ns)
-    if ns.cmd == "triggers":  # a client of a running server, or the dispatcher process ('run')
-        return triggers_cli.run(ns)
+    for plugin in plugins:
+        if ns.cmd in plugin.COMMANDS:
+            return plugin.run(ns)
     try:
         config = build_config(ns)
     except (ConfigError, OSError) as exc:
@@ -86,11 +83,20 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if ns.cmd == "serve":
-        return serve(config)
+        return serve(config, plugins)
     return 2
 
 
-def serve(config: Config) -> int:
+def load_plugins() -> list:
+    """The packages layered above ``store`` (triggers, views) join the program
+    through the ``fjord.plugins`` entry-point group in pyproject.toml, so this
+    module, below them, names none of them. Each plugin has ``COMMANDS``,
+    ``add_parsers(sub)``, ``run(ns)`` and ``attach(server)``."""
+    from importlib.metadata import entry_points
+    return [ep.load() for ep in sorted(entry_points(group="fjord.plugins"), key=lambda ep: ep.name)]
+
+
+def serve(config: Config, plugins: list) -> int:
     from streams.events import EventDecodeError
     from streams.log import LogError
 
@@ -104,14 +110,8 @@ def serve(config: Config) -> int:
 
     async def run() -> int:
         server = Server(config)
-        import triggers.commands  # noqa: F401 - FJORD.TRIGGER and INFO's "# Triggers" (even with triggers no)
-        from triggers import http as admin_http
-        admin_http.attach(server)  # the HTTP admin API when admin-port is set
-        if config["triggers"] == "yes":  # on a replica it idles until a promotion (docs/failover.md)
-            import triggers
-            triggers.attach(server)
-        from triggers import viewhost
-        viewhost.attach(server)
+        for plugin in plugins:
+            plugin.attach(server)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, server.request_shutdown)

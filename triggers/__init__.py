@@ -13,6 +13,8 @@ Module map:
 - ``workgroup``    ``fjord triggers run --kafka-bootstrap``: workers sharing triggers as a Kafka consumer group
 - ``sinks/``       webhook and function sinks
 - ``control``, ``commands``, ``http``, ``cli``  management: FJORD.TRIGGER, HTTP admin, CLI
+- ``viewhost``, ``viewcommands``, ``viewcli``  materialized views inside the server, FJORD.VIEW, ``fjord views``
+- ``plugin``       how this package joins the ``fjord`` program (entry point ``fjord.plugins``)
 """
 
 
