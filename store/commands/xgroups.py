@@ -25,7 +25,7 @@ from ..xstream import MAX_ID, MIN_ID, Stream, format_id
 from ..xstream_groups import INVALID, advance_read
 from .args import parse_int
 from .table import container, command, subcommand
-from .xstreams import (ReadArgs, incr_id, lookup_stream, parse_id, parse_range_id,
+from .xstreams import (ReadArgs, distinct_present, incr_id, lookup_stream, parse_id, parse_range_id,
                        read_reply)
 
 U64 = MAX_ID[0]
@@ -37,6 +37,15 @@ def _s(b: bytes) -> str:
 
 def _nogroup(key: bytes, group: bytes, suffix: str = "") -> ReplyError:
     return ReplyError(f"NOGROUP No such key '{_s(key)}' or consumer group '{_s(group)}'{suffix}")
+
+
+def _stream_and_group(s: Session, key: bytes, group: bytes):
+    """The stream at ``key`` and its consumer group ``group``, or NOGROUP."""
+    st = lookup_stream(s, key)
+    g = st.groups.get(group) if st is not None else None
+    if g is None:
+        raise _nogroup(key, group)
+    return st, g
 
 
 def _ensure_consumer(s: Session, key: bytes, st: Stream, group: bytes, name: bytes, now: int) -> None:
@@ -300,12 +309,7 @@ def xack(s: Session, args: list[bytes]):
     g = st.groups.get(group) if st is not None else None
     if g is None:
         return 0
-    acked = []
-    seen = set()
-    for sid in ids:
-        if sid in g.pel and sid not in seen:
-            seen.add(sid)
-            acked.append(format_id(sid))
+    acked = distinct_present(ids, g.pel)
     if acked:
         s.emit("xack", key, {"group": group, "ids": acked})
     return len(acked)
@@ -339,10 +343,7 @@ def xpending(s: Session, args: list[bytes]):
         end = parse_range_id(args[at + 1], U64, False)
         if at + 3 < n:
             consumer = args[at + 3]
-    st = lookup_stream(s, key)
-    g = st.groups.get(group) if st is not None else None
-    if g is None:
-        raise _nogroup(key, group)
+    st, g = _stream_and_group(s, key, group)
     if n == 3:
         if not g.pel:
             return [0, None, None, NULL_ARRAY]
@@ -387,10 +388,7 @@ def _claim_reply(st: Stream, sid, justid: bool):
          complexity="O(log N) with N being the number of messages in the PEL of the consumer group.")
 def xclaim(s: Session, args: list[bytes]):
     key, group, name = args[1], args[2], args[3]
-    st = lookup_stream(s, key)
-    g = st.groups.get(group) if st is not None else None
-    if g is None:
-        raise _nogroup(key, group)
+    st, g = _stream_and_group(s, key, group)
     minidle = max(parse_int(args[4], "ERR Invalid min-idle-time argument for XCLAIM"), 0)
     ids = []
     j = 5
@@ -478,10 +476,7 @@ def xclaim(s: Session, args: list[bytes]):
          complexity="O(1) if COUNT is small.")
 def xautoclaim(s: Session, args: list[bytes]):
     key, group, name = args[1], args[2], args[3]
-    st = lookup_stream(s, key)
-    g = st.groups.get(group) if st is not None else None
-    if g is None:
-        raise _nogroup(key, group)
+    st, g = _stream_and_group(s, key, group)
     minidle = max(parse_int(args[4], "ERR Invalid min-idle-time argument for XAUTOCLAIM"), 0)
     start = parse_range_id(args[5], 0, True)
     count = 100

@@ -304,6 +304,18 @@ def xtrim(s: Session, args: list[bytes]):
     return _trim(s, key, st, trim)
 
 
+
+def distinct_present(ids, container) -> list[bytes]:
+    """The ids found in ``container``, formatted, each once, in argument
+    order (XDEL and XACK count an id named twice once)."""
+    out, seen = [], set()
+    for sid in ids:
+        if sid in container and sid not in seen:
+            seen.add(sid)
+            out.append(format_id(sid))
+    return out
+
+
 @command("xdel", -3, "write fast", (1, 1, 1), group="stream", since="5.0.0",
          summary="Removes the specified entries from the stream. Returns the number of items actually "
                  "deleted, that may be different from the number of IDs passed in case certain IDs do "
@@ -315,12 +327,7 @@ def xdel(s: Session, args: list[bytes]):
     st = lookup_stream(s, key)
     if st is None:
         return 0
-    gone = []
-    seen = set()
-    for sid in ids:
-        if sid in st.entries and sid not in seen:
-            seen.add(sid)
-            gone.append(format_id(sid))
+    gone = distinct_present(ids, st.entries)
     if gone:
         s.emit("xdel", key, {"ids": gone})
     return len(gone)
